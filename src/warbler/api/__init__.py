@@ -1,0 +1,1 @@
+"""HTTP and WebSocket transport only: validate, authenticate, call one service, answer."""

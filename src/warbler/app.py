@@ -1,0 +1,75 @@
+"""The app factory: builds services from settings, mounts the API, runs background work."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from warbler import __version__
+from warbler.api import api_keys, auth, conversations, events, gateway, messages, search, users
+from warbler.api import errors as api_errors
+from warbler.api.limits import BodyLimit
+from warbler.config import Settings, load_settings
+from warbler.services import build_services
+from warbler.store.migrate import upgrade
+
+API_PREFIX = "/api/v1"
+ROUTERS = [
+    auth.router,
+    users.router,
+    api_keys.router,
+    conversations.router,
+    messages.router,
+    search.router,
+    events.router,
+    gateway.router,
+]
+
+log = logging.getLogger("warbler")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    services = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await upgrade(services.db)
+        await services.bus.start()
+        await services.start_background()
+        try:
+            yield
+        finally:
+            services.hub.close_all("shutdown")
+            await services.stop_background()
+            await services.close()
+
+    app = FastAPI(
+        title="Warbler",
+        version=__version__,
+        summary="Self-hosted intelligent chat server: messaging and AI bots in one API.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    api_errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(
+        BodyLimit,  # type: ignore[arg-type]
+        default=settings.max_request_bytes,
+        upload=settings.max_upload_bytes,
+        upload_paths=("/files",),
+    )
+    return app

@@ -1,0 +1,112 @@
+"""Settings: one object, read from ``WARBLER_*`` environment variables and an optional TOML file.
+
+Environment variables win over the file. Every field is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_UPLOAD_TYPES = [
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+    "application/zip",
+    "application/json",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "audio/mpeg",
+    "audio/ogg",
+    "video/mp4",
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARBLER_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the embedded database and files live.")
+    database_url: str = Field(
+        "", description="SQLAlchemy async URL; empty means SQLite at DATA_DIR/warbler.db."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="FULL survives power loss; NORMAL survives process crashes only."
+    )
+    auto_migrate: bool = Field(True, description="Apply database migrations when serving.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    public_url: str = Field("", description="External base URL, used in links; empty: derived.")
+
+    access_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body.")
+    max_text_chars: int = Field(10_000, ge=1, description="Longest message text, in characters.")
+    max_data_bytes: int = Field(16 * 1024, ge=256, description="Largest card/data JSON, encoded.")
+    max_group_members: int = Field(5_000, ge=2)
+    recall_window_seconds: int = Field(120, ge=0)
+    history_page_max: int = Field(200, ge=1)
+
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    allowed_upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
+
+    ws_queue_size: int = Field(
+        1_000, ge=10, description="Events buffered per WebSocket before it counts as too slow."
+    )
+    ws_heartbeat_seconds: float = Field(25.0, gt=0)
+    event_retention_days: int = Field(30, ge=1, description="How long the resume log is kept.")
+
+    webhook_max_attempts: int = Field(10, ge=1)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_backoff_base_seconds: float = Field(2.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
+    webhook_allow_private_targets: bool = Field(
+        False, description="Allow webhook URLs on loopback/private networks (tests, intranets)."
+    )
+    job_poll_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("allowed_upload_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'warbler.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file (``WARBLER_CONFIG_FILE``), env vars, overrides."""
+    path = config_file or os.environ.get("WARBLER_CONFIG_FILE")
+    values: dict[str, Any] = {}
+    if path:
+        with open(path, "rb") as fh:
+            values = tomllib.load(fh)
+        env_names = {k[len("WARBLER_") :].lower() for k in os.environ if k.startswith("WARBLER_")}
+        values = {k: v for k, v in values.items() if k not in env_names}
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Live delivery: which connected device gets which event, with per-device backpressure."""

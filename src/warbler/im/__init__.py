@@ -1,0 +1,1 @@
+"""The instant-messaging domain: tenants, users, conversations, messages, receipts, presence."""

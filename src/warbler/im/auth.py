@@ -1,0 +1,249 @@
+"""Authentication: password login, access tokens, API keys, and resolving a bearer secret."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from warbler.clock import utcnow
+from warbler.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from warbler.ids import new_id
+from warbler.im.principal import SCOPES, Principal
+from warbler.security.passwords import verify_password
+from warbler.security.secrets import API_KEY_PREFIX, TOKEN_PREFIX, digest, new_secret
+from warbler.store.db import Database
+from warbler.store.models import AccessToken, ApiKey, Tenant, User
+
+# last_used_at is a write; refreshing it at most this often keeps reads cheap.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+class AuthService:
+    def __init__(self, db: Database, token_ttl_seconds: int) -> None:
+        self.db = db
+        self.token_ttl = timedelta(seconds=token_ttl_seconds)
+
+    async def login(
+        self, *, tenant_slug: str, username: str, password: str, device: str | None
+    ) -> dict[str, Any]:
+        async with self.db.read() as s:
+            user = await s.scalar(
+                select(User)
+                .join(Tenant, Tenant.id == User.tenant_id)
+                .where(Tenant.slug == tenant_slug, User.username == username)
+            )
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            raise Unauthenticated("wrong tenant, username or password")
+        if user.disabled:
+            raise Unauthenticated("wrong tenant, username or password")
+        return await self.issue_token(user.tenant_id, user.id, device=device)
+
+    async def issue_token(
+        self, tenant_id: str, user_id: str, *, device: str | None = None
+    ) -> dict[str, Any]:
+        secret = new_secret(TOKEN_PREFIX)
+        now = utcnow()
+        row = AccessToken(
+            id=new_id(),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            token_hash=digest(secret),
+            device=device,
+            created_at=now,
+            expires_at=now + self.token_ttl,
+        )
+        async with self.db.write() as s:
+            user = await s.scalar(
+                select(User).where(User.id == user_id, User.tenant_id == tenant_id)
+            )
+            if user is None:
+                raise NotFound("no such user", details={"user_id": user_id})
+            if user.disabled:
+                raise Forbidden("the user is disabled")
+            s.add(row)
+        return {
+            "access_token": secret,
+            "token_type": "bearer",
+            "token_id": row.id,
+            "expires_at": row.expires_at,
+            "user_id": user_id,
+            "tenant_id": tenant_id,
+        }
+
+    async def authenticate(self, secret: str, act_as: str | None = None) -> Principal:
+        """Resolve an access token or API key (optionally impersonating a user) to a Principal."""
+        if secret.startswith(API_KEY_PREFIX):
+            return await self._authenticate_api_key(secret, act_as)
+        if act_as is not None:
+            raise InvalidRequest("X-Warbler-User is only accepted with an API key")
+        now = utcnow()
+        async with self.db.read() as s:
+            found = (
+                await s.execute(
+                    select(AccessToken, User)
+                    .join(User, User.id == AccessToken.user_id)
+                    .where(AccessToken.token_hash == digest(secret))
+                )
+            ).first()
+        if found is None:
+            raise Unauthenticated("invalid access token")
+        token, user = found
+        if token.revoked_at is not None or token.expires_at <= now or user.disabled:
+            raise Unauthenticated("the access token is expired or revoked")
+        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
+            async with self.db.write() as s:
+                await s.execute(
+                    update(AccessToken).where(AccessToken.id == token.id).values(last_used_at=now)
+                )
+        return Principal(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            role=user.role,
+            kind=user.kind,
+            token_id=token.id,
+        )
+
+    async def _authenticate_api_key(self, secret: str, act_as: str | None) -> Principal:
+        now = utcnow()
+        async with self.db.read() as s:
+            key = await s.scalar(select(ApiKey).where(ApiKey.key_hash == digest(secret)))
+        if key is None or key.revoked_at is not None:
+            raise Unauthenticated("invalid or revoked API key")
+        if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+            async with self.db.write() as s:
+                await s.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        scopes = frozenset(key.scopes)
+        if act_as is None:
+            return Principal(
+                tenant_id=key.tenant_id, role="service", kind="service",
+                api_key_id=key.id, scopes=scopes,
+            )  # fmt: skip
+        if not ("admin" in scopes or "impersonate" in scopes):
+            raise Forbidden("acting as a user needs an API key with the 'impersonate' scope")
+        async with self.db.read() as s:
+            user = await s.scalar(
+                select(User).where(User.tenant_id == key.tenant_id, User.id == act_as)
+            )
+        if user is None or user.disabled:
+            raise NotFound("no such user to act as", details={"user_id": act_as})
+        return Principal(
+            tenant_id=key.tenant_id, user_id=user.id, role=user.role, kind=user.kind,
+            api_key_id=key.id, scopes=scopes,
+        )  # fmt: skip
+
+    # -- sessions (my tokens) ----------------------------------------------------------
+
+    async def list_tokens(self, principal: Principal) -> list[dict[str, Any]]:
+        user_id = principal.require_user()
+        async with self.db.read() as s:
+            rows = (
+                await s.scalars(
+                    select(AccessToken)
+                    .where(
+                        AccessToken.tenant_id == principal.tenant_id,
+                        AccessToken.user_id == user_id,
+                        AccessToken.revoked_at.is_(None),
+                        AccessToken.expires_at > utcnow(),
+                    )
+                    .order_by(AccessToken.created_at)
+                )
+            ).all()
+        return [
+            {
+                "id": t.id,
+                "device": t.device,
+                "created_at": t.created_at,
+                "expires_at": t.expires_at,
+                "last_used_at": t.last_used_at,
+                "current": t.id == principal.token_id,
+            }
+            for t in rows
+        ]
+
+    async def revoke_token(self, principal: Principal, token_id: str) -> None:
+        user_id = principal.require_user()
+        async with self.db.write() as s:
+            result = await s.execute(
+                update(AccessToken)
+                .where(
+                    AccessToken.id == token_id,
+                    AccessToken.tenant_id == principal.tenant_id,
+                    AccessToken.user_id == user_id,
+                    AccessToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound("no such active token", details={"token_id": token_id})
+
+    async def revoke_all_tokens(self, tenant_id: str, user_id: str) -> None:
+        async with self.db.write() as s:
+            await s.execute(
+                update(AccessToken)
+                .where(
+                    AccessToken.tenant_id == tenant_id,
+                    AccessToken.user_id == user_id,
+                    AccessToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+
+    # -- API keys ------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, tenant_id: str, *, name: str, scopes: list[str], created_by: str | None
+    ) -> dict[str, Any]:
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not scopes:
+            raise InvalidRequest(
+                "unknown or missing scopes", details={"unknown": unknown, "allowed": list(SCOPES)}
+            )
+        secret = new_secret(API_KEY_PREFIX)
+        row = ApiKey(
+            id=new_id(),
+            tenant_id=tenant_id,
+            name=name,
+            key_hash=digest(secret),
+            prefix=secret[:12],
+            scopes=sorted(set(scopes)),
+            created_by=created_by,
+            created_at=utcnow(),
+        )
+        async with self.db.write() as s:
+            s.add(row)
+        return {**api_key_view(row), "key": secret}
+
+    async def list_api_keys(self, tenant_id: str) -> list[dict[str, Any]]:
+        async with self.db.read() as s:
+            rows = (
+                await s.scalars(
+                    select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+                )
+            ).all()
+        return [api_key_view(k) for k in rows]
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str) -> None:
+        async with self.db.write() as s:
+            result = await s.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None)
+                )
+                .values(revoked_at=utcnow())
+            )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound("no such active API key", details={"api_key_id": key_id})
+
+
+def api_key_view(k: ApiKey) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scopes": k.scopes,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+        "last_used_at": k.last_used_at,
+    }

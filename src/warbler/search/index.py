@@ -1,0 +1,57 @@
+"""The message search index. It stores tokens, never the message text.
+
+SQLite: an FTS5 table over pre-split tokens. PostgreSQL: a ``tsvector`` with the 'simple'
+configuration over the same tokens (rjieba does the Chinese word splitting either way).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from warbler.search.tokenize import tokens
+from warbler.store.models import Message
+
+
+def searchable_text(msg: Message) -> str:
+    parts = [msg.text or ""]
+    if msg.data and isinstance(msg.data.get("title"), str):
+        parts.append(msg.data["title"])
+    return " ".join(p for p in parts if p)
+
+
+async def add(s: AsyncSession, msg: Message) -> None:
+    words = tokens(searchable_text(msg))
+    if not words:
+        return
+    joined = " ".join(words)
+    params = {"t": joined, "m": msg.id, "c": msg.conversation_id, "tn": msg.tenant_id}
+    if _sqlite(s):
+        await s.execute(
+            text(
+                "INSERT INTO message_search (tokens, message_id, conversation_id, tenant_id) "
+                "VALUES (:t, :m, :c, :tn)"
+            ),
+            params,
+        )
+    else:
+        await s.execute(
+            text(
+                "INSERT INTO message_search (message_id, conversation_id, tenant_id, tokens) "
+                "VALUES (:m, :c, :tn, to_tsvector('simple', :t))"
+            ),
+            params,
+        )
+
+
+async def remove(s: AsyncSession, message_id: str) -> None:
+    await s.execute(text("DELETE FROM message_search WHERE message_id = :m"), {"m": message_id})
+
+
+async def replace(s: AsyncSession, msg: Message) -> None:
+    await remove(s, msg.id)
+    await add(s, msg)
+
+
+def _sqlite(s: AsyncSession) -> bool:
+    return s.bind.dialect.name == "sqlite"

@@ -1,0 +1,88 @@
+"""The composition root: every implementation is chosen here, once, from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from warbler.bus.base import EventBus
+from warbler.bus.memory import MemoryBus
+from warbler.config import Settings
+from warbler.delivery.hub import Hub
+from warbler.im.auth import AuthService
+from warbler.im.conversations import ConversationService
+from warbler.im.events import EventLog
+from warbler.im.messages import Limits, MessageService
+from warbler.im.presence import MemoryPresenceStore, PresenceService
+from warbler.im.receipts import ReceiptService
+from warbler.im.users import UserService
+from warbler.search.service import SearchService
+from warbler.store.db import Database
+
+
+class Worker(Protocol):
+    """A background loop owned by the node (job runner, pruning)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    events: EventLog
+    hub: Hub
+    auth: AuthService
+    users: UserService
+    conversations: ConversationService
+    messages: MessageService
+    receipts: ReceiptService
+    presence: PresenceService
+    search: SearchService
+    background: list[Worker] = field(default_factory=list)
+
+    async def start_background(self) -> None:
+        """Start the node's background workers (see ``background``)."""
+        for worker in self.background:
+            await worker.start()
+
+    async def stop_background(self) -> None:
+        for worker in reversed(self.background):
+            await worker.stop()
+
+    async def close(self) -> None:
+        await self.bus.stop()
+        await self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    bus = MemoryBus()
+    events = EventLog(bus)
+    hub = Hub()
+    bus.subscribe(hub.on_event)
+    auth = AuthService(db, settings.access_token_ttl_seconds)
+    limits = Limits(
+        max_text_chars=settings.max_text_chars,
+        max_data_bytes=settings.max_data_bytes,
+        recall_window_seconds=settings.recall_window_seconds,
+        history_page_max=settings.history_page_max,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        bus=bus,
+        events=events,
+        hub=hub,
+        auth=auth,
+        users=UserService(db, auth),
+        conversations=ConversationService(db, events, settings.max_group_members),
+        messages=MessageService(db, events, limits),
+        receipts=ReceiptService(db, events),
+        presence=PresenceService(MemoryPresenceStore(), events),
+        search=SearchService(db),
+    )

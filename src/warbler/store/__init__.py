@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, repositories and migrations. Imports nothing from the domain."""

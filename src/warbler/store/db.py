@@ -1,0 +1,94 @@
+"""The database handle: one async engine, a read session and a serialized write transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+class Database:
+    """Owns the engine. ``write()`` is a transaction; on SQLite writers queue in-process.
+
+    SQLite allows one writer at a time; queueing writers on an asyncio lock is far cheaper
+    than letting them spin on ``database is locked``. PostgreSQL needs no such lock.
+    """
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            # orjson writes datetimes (as RFC 3339) where the stdlib json would fail.
+            "json_serializer": lambda value: orjson.dumps(value).decode(),
+            "json_deserializer": orjson.loads,
+        }
+        if not self.is_sqlite:
+            kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine, sqlite_synchronous)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction committed on success; the caller may publish events after it."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self._sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write_then(self) -> AsyncIterator[tuple[AsyncSession, list[Any]]]:
+        """Like ``write()``, but hands back a list the caller fills with post-commit callbacks.
+
+        The callbacks run after the commit while the SQLite write lock is still held, so
+        events are published in exactly the order their transactions committed.
+        """
+        lock = self._write_lock or contextlib.nullcontext()
+        after: list[Any] = []
+        async with lock:
+            async with self._sessions() as session, session.begin():
+                yield session, after
+            for callback in after:
+                callback()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # aiosqlite's default isolation makes pysqlite begin lazily; we want BEGIN IMMEDIATE
+        # semantics handled by our own write lock, so autocommit off with explicit BEGIN.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
