@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from warbler import __version__
-from warbler.api import api_keys, auth, conversations, events, gateway, messages, search, users
+from warbler.api import api_keys, auth, conversations, events, files, gateway, messages, search, users
 from warbler.api import errors as api_errors
 from warbler.api.limits import BodyLimit
 from warbler.config import Settings, load_settings
@@ -24,6 +24,7 @@ ROUTERS = [
     conversations.router,
     messages.router,
     search.router,
+    files.router,
     events.router,
     gateway.router,
 ]
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(
-        BodyLimit,  # type: ignore[arg-type]
+        BodyLimit,
         default=settings.max_request_bytes,
         upload=settings.max_upload_bytes,
         upload_paths=("/files",),

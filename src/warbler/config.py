@@ -46,36 +46,48 @@ class Settings(BaseSettings):
         "FULL", description="FULL survives power loss; NORMAL survives process crashes only."
     )
     auto_migrate: bool = Field(True, description="Apply database migrations when serving.")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "info"
-    public_url: str = Field("", description="External base URL, used in links; empty: derived.")
+    host: str = Field("127.0.0.1", description="Address `warbler serve` listens on.")
+    port: int = Field(8000, description="Port `warbler serve` listens on.")
+    log_level: str = Field("info", description="critical, error, warning, info or debug.")
 
-    access_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    access_token_ttl_seconds: int = Field(
+        30 * 24 * 3600, ge=60, description="How long an access token lives (default 30 days)."
+    )
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body.")
     max_text_chars: int = Field(10_000, ge=1, description="Longest message text, in characters.")
     max_data_bytes: int = Field(16 * 1024, ge=256, description="Largest card/data JSON, encoded.")
-    max_group_members: int = Field(5_000, ge=2)
-    recall_window_seconds: int = Field(120, ge=0)
-    history_page_max: int = Field(200, ge=1)
+    max_group_members: int = Field(5_000, ge=2, description="Largest group, in members.")
+    recall_window_seconds: int = Field(
+        120, ge=0, description="How long a sender may recall a message (group admins: always)."
+    )
+    history_page_max: int = Field(200, ge=1, description="Most messages in one history page.")
 
-    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
-    allowed_upload_types: list[str] = Field(default_factory=lambda: list(DEFAULT_UPLOAD_TYPES))
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024, description="Largest file upload.")
+    allowed_upload_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_UPLOAD_TYPES),
+        description="Content types accepted for upload (comma-separated in the env var).",
+    )
 
     ws_queue_size: int = Field(
         1_000, ge=10, description="Events buffered per WebSocket before it counts as too slow."
     )
-    ws_heartbeat_seconds: float = Field(25.0, gt=0)
+    ws_heartbeat_seconds: float = Field(
+        25.0, gt=0, description="Interval of the heartbeat frame sent to every WebSocket."
+    )
     event_retention_days: int = Field(30, ge=1, description="How long the resume log is kept.")
 
-    webhook_max_attempts: int = Field(10, ge=1)
-    webhook_timeout_seconds: float = Field(10.0, gt=0)
-    webhook_backoff_base_seconds: float = Field(2.0, gt=0)
-    webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
+    webhook_max_attempts: int = Field(10, ge=1, description="Delivery attempts before `dead`.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Per delivery attempt.")
+    webhook_backoff_base_seconds: float = Field(
+        2.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
+    )
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
     webhook_allow_private_targets: bool = Field(
         False, description="Allow webhook URLs on loopback/private networks (tests, intranets)."
     )
-    job_poll_seconds: float = Field(1.0, gt=0)
+    job_poll_seconds: float = Field(
+        1.0, gt=0, description="How often idle job workers look for due jobs."
+    )
 
     @field_validator("allowed_upload_types", mode="before")
     @classmethod

@@ -19,7 +19,8 @@ _bearer = HTTPBearer(
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    return services
 
 
 async def get_principal(

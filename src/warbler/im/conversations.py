@@ -204,9 +204,10 @@ class ConversationService:
                 target = member
             else:
                 require_group_admin(conv, member)
-                target = await s.get(Member, (conv.id, user_id))
-                if target is None:
+                found = await s.get(Member, (conv.id, user_id))
+                if found is None:
                     raise NotFound("not a member", details={"user_id": user_id})
+                target = found
                 if target.role != "member" and member.role != "owner":
                     raise Forbidden("only the owner can remove an admin or the owner")
             await s.delete(target)

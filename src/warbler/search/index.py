@@ -54,4 +54,4 @@ async def replace(s: AsyncSession, msg: Message) -> None:
 
 
 def _sqlite(s: AsyncSession) -> bool:
-    return s.bind.dialect.name == "sqlite"
+    return s.get_bind().dialect.name == "sqlite"

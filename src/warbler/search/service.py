@@ -99,7 +99,7 @@ def _tsquery_term(word: str) -> str:
 def _highlights(body: str, words: list[str]) -> list[list[int]]:
     """[start, end) character spans of query words in the text, for the client to mark."""
     low = body.lower()
-    spans = []
+    spans: list[list[int]] = []
     for w in words:
         start = low.find(w)
         while start != -1 and len(spans) < 50:
