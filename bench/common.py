@@ -62,7 +62,9 @@ class Server:
             **self.env,
         }
         cmd = [*pin(self.core), sys.executable, "-m", "warbler.cli", "serve"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         for _ in range(300):
             try:
                 if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
@@ -137,7 +139,9 @@ async def seed(server: Server, users: int) -> dict[str, Any]:
     try:
         await upgrade(svc.db)
         tenant = await svc.users.create_tenant(slug="bench", name="bench")
-        key = await svc.auth.create_api_key(tenant["id"], name="bench", scopes=["admin"], created_by=None)
+        key = await svc.auth.create_api_key(
+            tenant["id"], name="bench", scopes=["admin"], created_by=None
+        )
     finally:
         await svc.close()
     headers = {"Authorization": f"Bearer {key['key']}"}

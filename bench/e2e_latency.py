@@ -72,8 +72,10 @@ async def measure(receivers: int, rate: float, seconds: float) -> dict[str, Any]
                         await asyncio.sleep(delay)
                     key = f"m{n}"
                     sent_at[key] = time.perf_counter()
-                    r = await sender.post(f"/conversations/{conv}/messages",
-                                          json={"text": f"latency {n}", "client_msg_id": key})
+                    r = await sender.post(
+                        f"/conversations/{conv}/messages",
+                        json={"text": f"latency {n}", "client_msg_id": key},
+                    )
                     r.raise_for_status()
                 achieved = expected / (time.perf_counter() - start)
                 received = await asyncio.gather(*tasks)
@@ -101,7 +103,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     pin_self(1)
-    rows = [asyncio.run(measure(int(r), args.rate, args.seconds)) for r in args.receivers.split(",")]
+    rows = [
+        asyncio.run(measure(int(r), args.rate, args.seconds)) for r in args.receivers.split(",")
+    ]
     table = Table(title=f"send → receive latency at {args.rate:g} msg/s")
     for col in rows[0]:
         table.add_column(col)

@@ -37,8 +37,10 @@ async def measure(senders: int, total: int, sync: str) -> dict[str, Any]:
             c = clients[i]
             for n in range(per):
                 t0 = time.perf_counter()
-                r = await c.post(f"/conversations/{conv}/messages",
-                                 json={"text": f"bench {i}-{n} 测试消息", "client_msg_id": f"{i}-{n}"})
+                r = await c.post(
+                    f"/conversations/{conv}/messages",
+                    json={"text": f"bench {i}-{n} 测试消息", "client_msg_id": f"{i}-{n}"},
+                )
                 r.raise_for_status()
                 latencies.append(time.perf_counter() - t0)
 

@@ -86,9 +86,7 @@ class Tenant:
     services: Services
     users: dict[str, Actor] = field(default_factory=dict)
 
-    async def user(
-        self, username: str, *, role: str | None = None, kind: str = "human"
-    ) -> Actor:
+    async def user(self, username: str, *, role: str | None = None, kind: str = "human") -> Actor:
         created = await self.services.users.create_user(
             self.id, username=username, role=role, kind=kind,
             password="correct horse battery" if kind == "human" else None,
@@ -114,7 +112,9 @@ def make_tenant(services: Services) -> Any:
     return make
 
 
-async def group_of(client: httpx.AsyncClient, owner: Actor, *members: Actor, title: str = "G") -> str:
+async def group_of(
+    client: httpx.AsyncClient, owner: Actor, *members: Actor, title: str = "G"
+) -> str:
     r = await client.post(
         "/conversations",
         json={"kind": "group", "title": title, "member_ids": [m.id for m in members]},
@@ -168,7 +168,7 @@ class ServerProcess:
             "WARBLER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             **self.env_extra,
         }
-        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "warbler.cli", "serve"], env=env, stdout=log, stderr=log
         )

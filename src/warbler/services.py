@@ -9,12 +9,15 @@ from warbler.bus.base import EventBus
 from warbler.bus.memory import MemoryBus
 from warbler.config import Settings
 from warbler.delivery.hub import Hub
+from warbler.files.service import FileService
+from warbler.files.store import LocalFileStore
 from warbler.im.auth import AuthService
 from warbler.im.conversations import ConversationService
 from warbler.im.events import EventLog
 from warbler.im.messages import Limits, MessageService
 from warbler.im.presence import MemoryPresenceStore, PresenceService
 from warbler.im.receipts import ReceiptService
+from warbler.im.retention import EventPruner
 from warbler.im.users import UserService
 from warbler.search.service import SearchService
 from warbler.store.db import Database
@@ -42,6 +45,7 @@ class Services:
     receipts: ReceiptService
     presence: PresenceService
     search: SearchService
+    files: FileService
     background: list[Worker] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -85,4 +89,10 @@ def build_services(settings: Settings) -> Services:
         receipts=ReceiptService(db, events),
         presence=PresenceService(MemoryPresenceStore(), events),
         search=SearchService(db),
+        files=FileService(
+            db,
+            LocalFileStore(settings.files_dir, fsync=settings.sqlite_synchronous == "FULL"),
+            settings,
+        ),
+        background=[EventPruner(db, settings.event_retention_days)],
     )

@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[2]
 def test_make_run_serves_the_demo_tenant(tmp_path):
     port = free_port()
     env = {**os.environ, "WARBLER_DATA_DIR": str(tmp_path / "var"), "WARBLER_PORT": str(port)}
-    log = open(tmp_path / "make-run.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / "make-run.log", "wb")
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log, stderr=log,
         start_new_session=True,  # make and the server it starts share one process group
@@ -43,7 +43,9 @@ def test_make_run_serves_the_demo_tenant(tmp_path):
         )
         assert login.status_code == 200, login.text
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        titles = [c["title"] for c in httpx.get(f"{base}/api/v1/conversations", headers=headers).json()]
+        titles = [
+            c["title"] for c in httpx.get(f"{base}/api/v1/conversations", headers=headers).json()
+        ]
         assert "General 综合" in titles
         found = httpx.get(f"{base}/api/v1/search", params={"q": "退款"}, headers=headers).json()
         assert found["results"], "the demo history is searchable in Chinese"

@@ -82,7 +82,7 @@ def _cursor(raw: str | None) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
     except ValueError:
         value = -1
     if value < 0:
