@@ -59,6 +59,9 @@ class Server:
             "WARBLER_DATA_DIR": str(self.data_dir),
             "WARBLER_PORT": str(self.port),
             "WARBLER_LOG_LEVEL": "warning",
+            # the benchmark measures the server, not the per-user abuse limit
+            "WARBLER_SEND_RATE_PER_SECOND": "1000000",
+            "WARBLER_SEND_BURST": "1000000",
             **self.env,
         }
         cmd = [*pin(self.core), sys.executable, "-m", "warbler.cli", "serve"]

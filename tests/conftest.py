@@ -32,6 +32,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "webhook_backoff_base_seconds": 0.05,
         "webhook_backoff_max_seconds": 0.2,
         "job_poll_seconds": 0.05,
+        # Tests send in bursts; test_rate_limits.py checks the limit with its own settings.
+        "send_rate_per_second": 10_000,
+        "send_burst": 10_000,
     }
     values.update(overrides)
     return load_settings(None, **values)
@@ -166,6 +169,8 @@ class ServerProcess:
             "WARBLER_PORT": str(self.port),
             "WARBLER_LOG_LEVEL": "warning",
             "WARBLER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "WARBLER_SEND_RATE_PER_SECOND": "10000",
+            "WARBLER_SEND_BURST": "10000",
             **self.env_extra,
         }
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")

@@ -9,8 +9,20 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from warbler import __version__
-from warbler.api import api_keys, auth, conversations, events, files, gateway, messages, search, users
+from warbler.api import (
+    api_keys,
+    auth,
+    conversations,
+    events,
+    files,
+    gateway,
+    messages,
+    search,
+    users,
+)
 from warbler.api import errors as api_errors
+from warbler.api import jobs as jobs_api
+from warbler.api import webhooks as webhooks_api
 from warbler.api.limits import BodyLimit
 from warbler.config import Settings, load_settings
 from warbler.services import build_services
@@ -26,6 +38,8 @@ ROUTERS = [
     search.router,
     files.router,
     events.router,
+    webhooks_api.router,
+    jobs_api.router,
     gateway.router,
 ]
 

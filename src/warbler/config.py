@@ -5,13 +5,14 @@ Environment variables win over the file. Every field is documented in docs/confi
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_UPLOAD_TYPES = [
     "image/png",
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body.")
     max_text_chars: int = Field(10_000, ge=1, description="Longest message text, in characters.")
     max_data_bytes: int = Field(16 * 1024, ge=256, description="Largest card/data JSON, encoded.")
+    send_rate_per_second: float = Field(
+        20.0, gt=0, description="Messages a user may send per second, sustained."
+    )
+    send_burst: int = Field(40, ge=1, description="Messages a user may send in a burst.")
     max_group_members: int = Field(5_000, ge=2, description="Largest group, in members.")
     recall_window_seconds: int = Field(
         120, ge=0, description="How long a sender may recall a message (group admins: always)."
@@ -63,7 +68,7 @@ class Settings(BaseSettings):
     history_page_max: int = Field(200, ge=1, description="Most messages in one history page.")
 
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024, description="Largest file upload.")
-    allowed_upload_types: list[str] = Field(
+    allowed_upload_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_UPLOAD_TYPES),
         description="Content types accepted for upload (comma-separated in the env var).",
     )
@@ -92,7 +97,9 @@ class Settings(BaseSettings):
     @field_validator("allowed_upload_types", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

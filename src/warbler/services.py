@@ -16,11 +16,17 @@ from warbler.im.conversations import ConversationService
 from warbler.im.events import EventLog
 from warbler.im.messages import Limits, MessageService
 from warbler.im.presence import MemoryPresenceStore, PresenceService
+from warbler.im.ratelimit import MemoryRateLimiter
 from warbler.im.receipts import ReceiptService
 from warbler.im.retention import EventPruner
 from warbler.im.users import UserService
+from warbler.jobs.queue import JobQueue
+from warbler.jobs.runner import JobRunner
 from warbler.search.service import SearchService
 from warbler.store.db import Database
+from warbler.webhooks.delivery import WebhookDeliverer, retry_policy
+from warbler.webhooks.dispatcher import WebhookDispatcher
+from warbler.webhooks.service import DELIVERY_KIND, WebhookService
 
 
 class Worker(Protocol):
@@ -46,6 +52,8 @@ class Services:
     presence: PresenceService
     search: SearchService
     files: FileService
+    jobs: JobRunner
+    webhooks: WebhookService
     background: list[Worker] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -76,6 +84,9 @@ def build_services(settings: Settings) -> Services:
         recall_window_seconds=settings.recall_window_seconds,
         history_page_max=settings.history_page_max,
     )
+    jobs = JobRunner(JobQueue(db), settings)
+    deliverer = WebhookDeliverer(db, settings)
+    jobs.register(DELIVERY_KIND, deliverer, retry_policy(settings))
     return Services(
         settings=settings,
         db=db,
@@ -85,7 +96,12 @@ def build_services(settings: Settings) -> Services:
         auth=auth,
         users=UserService(db, auth),
         conversations=ConversationService(db, events, settings.max_group_members),
-        messages=MessageService(db, events, limits),
+        messages=MessageService(
+            db,
+            events,
+            limits,
+            MemoryRateLimiter(settings.send_rate_per_second, settings.send_burst),
+        ),
         receipts=ReceiptService(db, events),
         presence=PresenceService(MemoryPresenceStore(), events),
         search=SearchService(db),
@@ -94,5 +110,13 @@ def build_services(settings: Settings) -> Services:
             LocalFileStore(settings.files_dir, fsync=settings.sqlite_synchronous == "FULL"),
             settings,
         ),
-        background=[EventPruner(db, settings.event_retention_days)],
+        jobs=jobs,
+        webhooks=WebhookService(db, jobs.queue, settings),
+        # Stopped in reverse: the dispatcher, then the runner, then the deliverer's client.
+        background=[
+            EventPruner(db, settings.event_retention_days),
+            deliverer,
+            jobs,
+            WebhookDispatcher(db, jobs.queue, bus, settings),
+        ],
     )

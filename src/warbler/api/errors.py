@@ -58,6 +58,8 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: errors.WarblerError) -> JSONResponse:
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 429 and "retry_after_seconds" in exc.details:
+            headers = {"Retry-After": str(max(1, round(exc.details["retry_after_seconds"])))}
         return error_response(status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -73,7 +75,11 @@ def install(app: FastAPI) -> None:
                               {"errors": problems})  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI turns any error raised while reading the body into "400 error parsing the
+        # body"; a domain error there (BodyLimit's TooLarge on a chunked body) keeps its own.
+        if isinstance(exc.__cause__, errors.WarblerError):
+            return await _domain(request, exc.__cause__)
         code = _HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

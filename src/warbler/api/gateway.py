@@ -48,6 +48,7 @@ async def gateway(websocket: WebSocket) -> None:
             asyncio.create_task(_write(websocket, session)),
             asyncio.create_task(_read(svc, websocket, session, principal)),
             asyncio.create_task(_heartbeat(svc, session)),
+            asyncio.create_task(session.closed.wait()),
         ]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, RuntimeError, OSError):
@@ -62,8 +63,9 @@ async def gateway(websocket: WebSocket) -> None:
         code = {"slow_consumer": CLOSE_SLOW, "shutdown": CLOSE_SHUTDOWN}.get(
             session.close_reason or "", 1000
         )
+        # A slow consumer's socket may be full: do not wait on it for long.
         with contextlib.suppress(Exception):
-            await websocket.close(code, session.close_reason or "")
+            await asyncio.wait_for(websocket.close(code, session.close_reason or ""), 2)
 
 
 async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:

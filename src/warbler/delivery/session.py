@@ -25,6 +25,9 @@ class DeviceSession:
         self._buffer: list[BusEvent] = []
         self._buffer_limit = queue_size
         self.close_reason: str | None = None
+        # Set on close, so the transport can stop at once even while its writer is blocked
+        # on a full socket (a slow consumer's writer never reads the close sentinel).
+        self.closed = asyncio.Event()
 
     def offer(self, event: BusEvent, wire: bytes) -> None:
         """Called by the hub for every event this device should see. Never blocks."""
@@ -64,6 +67,7 @@ class DeviceSession:
             self.close_reason = reason
             self._drain()
             self._queue.put_nowait(None)
+            self.closed.set()
 
     def _overflow(self) -> None:
         self.close("slow_consumer")

@@ -351,10 +351,14 @@ class ConversationService:
         **extra: Any,
     ) -> None:
         """A system message in the history, so it explains itself ("Ann added Bo")."""
-        await append(
+        msg = await append(
             s, after, self.events, conv, sender_id=None,
             draft=Draft(kind="system", data={"event": what, "actor_id": actor, **extra}),
         )  # fmt: skip
+        # Like sending, acting means having seen it: no unread badge for one's own action.
+        mine = await s.get(Member, (conv.id, actor))
+        if mine is not None and mine.last_read_seq < msg["seq"]:
+            mine.last_read_seq = msg["seq"]
 
 
 def _clean_title(title: str | None) -> str:

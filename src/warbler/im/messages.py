@@ -17,6 +17,7 @@ from warbler.ids import new_id
 from warbler.im.events import EventLog, PostCommit
 from warbler.im.membership import GROUP_ADMIN_ROLES, load_for_member
 from warbler.im.principal import Principal
+from warbler.im.ratelimit import RateLimiter, enforce
 from warbler.im.views import message_view
 from warbler.search import index as search_index
 from warbler.store.db import Database
@@ -49,10 +50,11 @@ class Limits:
 
 
 class MessageService:
-    def __init__(self, db: Database, events: EventLog, limits: Limits) -> None:
+    def __init__(self, db: Database, events: EventLog, limits: Limits, rate: RateLimiter) -> None:
         self.db = db
         self.events = events
         self.limits = limits
+        self.rate = rate
 
     # -- send --------------------------------------------------------------------------
 
@@ -63,6 +65,8 @@ class MessageService:
         ``client_msg_id`` returns the stored message and ``created=False``."""
         sender = principal.require_user()
         self._check_shape(principal, draft)
+        if principal.api_key_id is None:  # server-to-server keys are trusted callers
+            enforce(self.rate, sender, "messages")
         try:
             async with self.db.write_then() as (s, after):
                 conv, member = await load_for_member(

@@ -39,7 +39,10 @@ class EventPruner:
             async with self.db.write() as s:
                 ids = (
                     await s.scalars(
-                        select(Event.id).where(Event.created_at < cutoff).order_by(Event.id).limit(BATCH)
+                        select(Event.id)
+                        .where(Event.created_at < cutoff)
+                        .order_by(Event.id)
+                        .limit(BATCH)
                     )
                 ).all()
                 if ids:

@@ -1,0 +1,1 @@
+"""File uploads: where the bytes live (store), what they are (content types, names), who may read them."""

@@ -1,0 +1,1 @@
+"""Durable background jobs: a queue in the database and a runner that leases and retries."""

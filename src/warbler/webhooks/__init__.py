@@ -1,0 +1,1 @@
+"""Outgoing webhooks: subscriptions, turning the event log into deliveries, signed POSTs."""
