@@ -387,3 +387,35 @@ async def test_an_unresumable_cursor_yields_resync_required_then_live_events(
             frame = await next_frame(stream, is_message_in(conv))
             assert frame["data"]["message"]["id"] == sent["id"]
             assert frame["id"] > resync["cursor"]
+
+
+async def test_presence_online_and_offline_reach_people_who_share_a_conversation(
+    seeded, server_factory
+) -> None:
+    data, seed = seeded
+    server = server_factory(data)
+    async with (
+        as_user(server.url, seed, "ann") as ann,
+        as_user(server.url, seed, "bob") as bob,
+        as_user(server.url, seed, "cat") as cat,
+    ):
+        await ann.open_direct(bob.user_id)  # cat shares nothing with bob
+        async with ann.events() as ann_stream, cat.events() as cat_stream:
+            await ann_stream.connect()
+            await cat_stream.connect()
+
+            def presence_of(status: str) -> Callable[[Frame], bool]:
+                return lambda f: f.get("event") == "presence" and f["data"] == {
+                    **f["data"], "user_id": bob.user_id, "status": status,
+                }  # fmt: skip
+
+            async with bob.events() as bob_stream:
+                await bob_stream.connect()
+                online = await next_frame(ann_stream, presence_of("online"))
+                assert online["id"] is None  # ephemeral: never replayed
+                assert (await ann.presence([bob.user_id]))[bob.user_id]["online"] is True
+            await next_frame(ann_stream, presence_of("offline"))
+            status = (await ann.presence([bob.user_id]))[bob.user_id]
+            assert status["online"] is False and status["last_seen"] is not None
+            with pytest.raises(TimeoutError):
+                await next_frame(cat_stream, lambda f: f.get("event") == "presence", within=0.5)
