@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.services import PostgresService, RedisService, asyncpg_url, start_postgres, start_redis
 from warbler.app import create_app
 from warbler.config import Settings, load_settings
 from warbler.services import Services
@@ -40,8 +42,61 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return load_settings(None, **values)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresService]:
+    """One PostgreSQL server for the run, and one fresh database on it."""
+    service = start_postgres()
+    url = service.create_database()
+    service.database_url = url  # type: ignore[attr-defined]
+    yield service
+    service.drop_database(url)
+    if service.stop is not None:
+        service.stop.cleanup()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[RedisService]:
+    service = start_redis()
+    yield service
+    service.terminate()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def postgres_url(postgres: PostgresService) -> str:
+    """The run's database, emptied for this test."""
+    url: str = postgres.database_url  # type: ignore[attr-defined]
+    asyncio.run(_truncate_all(url))
+    return asyncpg_url(url)
+
+
+async def _truncate_all(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Tests that take ``settings`` run on both stores: the same suite must pass on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    if backend == "postgresql":
+        return make_settings(
+            tmp_path / "data", database_url=request.getfixturevalue("postgres_url")
+        )
     return make_settings(tmp_path / "data")
 
 

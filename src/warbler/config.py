@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,6 +48,14 @@ class Settings(BaseSettings):
         "FULL", description="FULL survives power loss; NORMAL survives process crashes only."
     )
     auto_migrate: bool = Field(True, description="Apply database migrations when serving.")
+    redis_url: str = Field(
+        "",
+        description="Redis for fan-out between nodes, presence and rate limits; empty: in-process.",
+    )
+    redis_prefix: str = Field("warbler:", description="Prefix of every Redis key and channel.")
+    node_id: str = Field(
+        "", description="This node's name in logs, presence and job leases; empty: host:pid."
+    )
     host: str = Field("127.0.0.1", description="Address `warbler serve` listens on.")
     port: int = Field(8000, description="Port `warbler serve` listens on.")
     log_level: str = Field("info", description="critical, error, warning, info or debug.")
@@ -108,6 +117,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'warbler.db').resolve()}"
+
+    @property
+    def effective_node_id(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def files_dir(self) -> Path:
