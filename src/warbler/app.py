@@ -16,6 +16,7 @@ from warbler.api import (
     events,
     files,
     gateway,
+    health,
     messages,
     search,
     users,
@@ -77,10 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
+    health.install(app)  # /health and /ready, outside the API prefix
     app.add_middleware(
         BodyLimit,
         default=settings.max_request_bytes,

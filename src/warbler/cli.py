@@ -48,10 +48,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: WARBLER_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: WARBLER_PORT.")] = None,
 ) -> None:
-    """Run the server (HTTP + WebSocket) until Ctrl-C."""
+    """Run the server (HTTP + WebSocket) until Ctrl-C or SIGTERM, then shut down gracefully."""
     import uvicorn
 
     from warbler.app import create_app
+    from warbler.ops.shutdown import GracefulServer
 
     overrides: dict[str, Any] = {}
     if host:
@@ -59,14 +60,24 @@ def serve(
     if port:
         overrides["port"] = port
     settings = load_settings(config, **overrides)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        ws_max_size=64 * 1024,
-        timeout_graceful_shutdown=10,
+    application = create_app(settings)
+    server = GracefulServer(
+        uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            ws_max_size=64 * 1024,
+            # After the drain: how long in-flight requests get before they are cancelled.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        ),
+        readiness=application.state.readiness,
+        hub=application.state.services.hub,
+        drain_seconds=settings.shutdown_drain_seconds,
     )
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's startup-failure status: the port, or the lifespan
 
 
 @app.command()

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often idle job workers look for due jobs."
     )
 
+    ready_timeout_seconds: float = Field(
+        2.0, gt=0, description="How long each /ready check (database, Redis) may take."
+    )
+    shutdown_drain_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="After SIGTERM, how long /ready answers 503 while the node still serves.",
+    )
+    shutdown_grace_seconds: int = Field(
+        10, ge=0, description="After draining, how long in-flight requests get to finish."
+    )
+
     @field_validator("allowed_upload_types", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

@@ -5,18 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import redis.asyncio as aioredis
+
 from warbler.bus.base import EventBus
 from warbler.bus.memory import MemoryBus
+from warbler.bus.redis import RedisBus, redis_client
 from warbler.config import Settings
 from warbler.delivery.hub import Hub
+from warbler.delivery.sequencer import Sequencer
 from warbler.files.service import FileService
 from warbler.files.store import LocalFileStore
 from warbler.im.auth import AuthService
 from warbler.im.conversations import ConversationService
 from warbler.im.events import EventLog
 from warbler.im.messages import Limits, MessageService
-from warbler.im.presence import MemoryPresenceStore, PresenceService
-from warbler.im.ratelimit import MemoryRateLimiter
+from warbler.im.presence import MemoryPresenceStore, PresenceService, PresenceStore
+from warbler.im.presence_redis import RedisPresenceStore
+from warbler.im.ratelimit import MemoryRateLimiter, RateLimiter
+from warbler.im.ratelimit_redis import RedisRateLimiter
 from warbler.im.receipts import ReceiptService
 from warbler.im.retention import EventPruner
 from warbler.im.users import UserService
@@ -44,6 +50,7 @@ class Services:
     bus: EventBus
     events: EventLog
     hub: Hub
+    sequencer: Sequencer
     auth: AuthService
     users: UserService
     conversations: ConversationService
@@ -55,6 +62,8 @@ class Services:
     jobs: JobRunner
     webhooks: WebhookService
     background: list[Worker] = field(default_factory=list)
+    # The node's one Redis client when WARBLER_REDIS_URL is set (bus, presence, rate limits).
+    redis: aioredis.Redis | None = None
 
     async def start_background(self) -> None:
         """Start the node's background workers (see ``background``)."""
@@ -67,16 +76,49 @@ class Services:
 
     async def close(self) -> None:
         await self.bus.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.dispose()
+
+
+@dataclass
+class Shared:
+    """What nodes must share to scale out: in-process by default, Redis when configured."""
+
+    bus: EventBus
+    presence: PresenceStore
+    send_limiter: RateLimiter
+    redis: aioredis.Redis | None = None
+    background: list[Worker] = field(default_factory=list)
+
+
+def build_shared(settings: Settings) -> Shared:
+    limits = (settings.send_rate_per_second, settings.send_burst)
+    if not settings.redis_url:
+        return Shared(MemoryBus(), MemoryPresenceStore(), MemoryRateLimiter(*limits))
+    client = redis_client(settings.redis_url)
+    prefix, node = settings.redis_prefix, settings.effective_node_id
+    presence = RedisPresenceStore(client, prefix=prefix, node_id=node)
+    return Shared(
+        bus=RedisBus(client, prefix=prefix, node_id=node),
+        presence=presence,
+        send_limiter=RedisRateLimiter(client, *limits, prefix=prefix),
+        redis=client,
+        background=[presence],  # the heartbeat that keeps this node's devices counted
+    )
 
 
 def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    bus = MemoryBus()
+    shared = build_shared(settings)
+    bus = shared.bus
     events = EventLog(bus)
     hub = Hub()
-    bus.subscribe(hub.on_event)
+    # With a shared bus, events can arrive out of order or be lost: poll as a safety net.
+    sequencer = Sequencer(db, hub, poll_seconds=2.0 if settings.redis_url else None)
+    bus.subscribe(sequencer.on_event)
+    bus.on_reconnect(sequencer.on_bus_reconnect)
     auth = AuthService(db, settings.access_token_ttl_seconds)
     limits = Limits(
         max_text_chars=settings.max_text_chars,
@@ -93,6 +135,7 @@ def build_services(settings: Settings) -> Services:
         bus=bus,
         events=events,
         hub=hub,
+        sequencer=sequencer,
         auth=auth,
         users=UserService(db, auth),
         conversations=ConversationService(db, events, settings.max_group_members),
@@ -100,10 +143,10 @@ def build_services(settings: Settings) -> Services:
             db,
             events,
             limits,
-            MemoryRateLimiter(settings.send_rate_per_second, settings.send_burst),
+            shared.send_limiter,
         ),
         receipts=ReceiptService(db, events),
-        presence=PresenceService(MemoryPresenceStore(), events),
+        presence=PresenceService(shared.presence, events),
         search=SearchService(db),
         files=FileService(
             db,
@@ -114,9 +157,12 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, jobs.queue, settings),
         # Stopped in reverse: the dispatcher, then the runner, then the deliverer's client.
         background=[
+            *shared.background,
+            sequencer,
             EventPruner(db, settings.event_retention_days),
             deliverer,
             jobs,
             WebhookDispatcher(db, jobs.queue, bus, settings),
         ],
+        redis=shared.redis,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 
@@ -37,8 +37,30 @@ class BusEvent:
         out["data"] = self.data
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, for a bus that crosses processes (tuples become lists in JSON)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BusEvent:
+        """The inverse of ``to_dict`` after a JSON round trip: lists back to tuples."""
+        return cls(
+            type=raw["type"],
+            tenant_id=raw["tenant_id"],
+            data=raw.get("data") or {},
+            id=raw.get("id"),
+            conversation_id=raw.get("conversation_id"),
+            target_user_id=raw.get("target_user_id"),
+            skip_user_id=raw.get("skip_user_id"),
+            joined_user_ids=tuple(raw.get("joined_user_ids") or ()),
+            left_user_ids=tuple(raw.get("left_user_ids") or ()),
+            audience_conversation_ids=tuple(raw.get("audience_conversation_ids") or ()),
+        )
+
 
 Handler = Callable[[BusEvent], Awaitable[None] | None]
+# Called after the bus (re)connects: events may have been missed while it was away.
+ReconnectCallback = Callable[[], Awaitable[None] | None]
 
 
 class EventBus(Protocol):
@@ -47,6 +69,10 @@ class EventBus(Protocol):
 
     def subscribe(self, handler: Handler) -> None:
         """Register a handler for every event published from now on."""
+
+    def on_reconnect(self, callback: ReconnectCallback) -> None:
+        """Call ``callback`` after every successful (re)connection to the shared transport, so
+        the caller can re-read from the database what it may have missed meanwhile."""
 
     async def start(self) -> None: ...
 

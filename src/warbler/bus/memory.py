@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 
-from warbler.bus.base import BusEvent, Handler
+from warbler.bus.base import BusEvent, Handler, ReconnectCallback
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ class MemoryBus:
 
     def subscribe(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    def on_reconnect(self, callback: ReconnectCallback) -> None:
+        """Never called: an in-process bus cannot lose its connection."""
 
     async def start(self) -> None:
         return None

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from warbler.delivery.session import DeviceSession, encode
-from warbler.im.events import cursor_is_resumable, latest_id, replay
+from warbler.im.events import cursor_is_resumable, latest_seq, replay
 from warbler.im.principal import Principal
 from warbler.services import Services
 from warbler.store.models import Member
@@ -31,6 +31,7 @@ async def open_stream(svc: Services, principal: Principal) -> tuple[DeviceSessio
     session = DeviceSession(
         tenant_id=principal.tenant_id, user_id=user_id, queue_size=svc.settings.ws_queue_size
     )
+    await svc.sequencer.track(principal.tenant_id)
     svc.hub.attach(session, conversations)
     await svc.presence.device_online(principal.tenant_id, user_id, conversations)
     return session, conversations
@@ -42,8 +43,8 @@ async def catch_up(
     """Send ``hello``, every missed event after ``cursor`` in order, then ``synced``; switch
     the device to live delivery. Returns the cursor the device is at."""
     async with svc.db.read() as s:
-        latest = await latest_id(s)
-        resumable = cursor is None or await cursor_is_resumable(s, cursor)
+        latest = await latest_seq(s, session.tenant_id)
+        resumable = cursor is None or await cursor_is_resumable(s, session.tenant_id, cursor)
     hello: dict[str, Any] = {
         "type": "hello", "session_id": session.id, "user_id": session.user_id,
         "cursor": latest, "heartbeat_seconds": svc.settings.ws_heartbeat_seconds,
@@ -59,7 +60,7 @@ async def catch_up(
         async with svc.db.read() as s:
             page, position, more = await replay(
                 s, tenant_id=session.tenant_id, user_id=session.user_id,
-                after_id=position, limit=REPLAY_PAGE,
+                after_seq=position, limit=REPLAY_PAGE,
             )  # fmt: skip
         for event in page:
             await send(encode(event.to_wire()))
@@ -75,4 +76,5 @@ async def catch_up(
 async def close_stream(svc: Services, session: DeviceSession) -> None:
     conversations = set(svc.hub.conversations_of(session.user_id))
     svc.hub.detach(session)
+    svc.sequencer.untrack(session.tenant_id)
     await svc.presence.device_offline(session.tenant_id, session.user_id, conversations)

@@ -217,7 +217,7 @@ class ConversationService:
             await self.events.record(
                 s, after, tenant_id=conv.tenant_id, type="member.removed",
                 data={"conversation_id": conv.id, "user_id": user_id, "by": me},
-                conversation_id=conv.id, actor_id=me, left=(user_id,),
+                conversation_id=conv.id, actor_id=me,
             )  # fmt: skip
             await self._system(s, after, conv, me, "member.removed", user_ids=[user_id])
 
@@ -319,7 +319,7 @@ class ConversationService:
         await self.events.record(
             s, after, tenant_id=conv.tenant_id, type="member.added",
             data={"conversation": conversation_view(conv), "user_ids": list(ids), "by": actor},
-            conversation_id=conv.id, actor_id=actor, joined=ids,
+            conversation_id=conv.id, actor_id=actor,
         )  # fmt: skip
         if conv.kind == "group":
             await self._system(s, after, conv, actor, "member.added", user_ids=list(ids))

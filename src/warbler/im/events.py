@@ -1,19 +1,39 @@
-"""The resume log: record an event inside a write transaction, replay what a cursor missed."""
+"""The resume log: record events inside a write transaction, replay what a cursor missed.
+
+Each tenant's events carry a gap-free sequence number (``Event.seq``), the cursor clients
+hold. Numbers are handed out in one statement at the end of the transaction
+(``UPDATE tenants SET event_seq = event_seq + n``): the tenant row's lock is the last lock a
+transaction takes and is held until commit, so numbers are committed in order on PostgreSQL
+as on SQLite, and whoever has seen N+1 knows N is committed and can be read.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.bus.base import BusEvent, EventBus
 from warbler.clock import utcnow
 from warbler.im.views import message_view
-from warbler.store.models import Event, Member, Message, MessageHide, StoredFile
+from warbler.store.db import before_commit
+from warbler.store.models import Event, Member, Message, MessageHide, StoredFile, Tenant
 
 PostCommit = list[Callable[[], None]]
+_PENDING = "warbler.pending_events"
+
+
+def audience_changes(type: str, payload: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(joined, left): whose live subscriptions an event changes, derived from the event
+    itself so a replayed or re-read event routes exactly like the live one."""
+    if type == "member.added":
+        return tuple(payload.get("user_ids", ())), ()
+    if type == "member.removed":
+        return (), (payload["user_id"],)
+    return (), ()
 
 
 class EventLog:
@@ -32,13 +52,9 @@ class EventLog:
         target_user_id: str | None = None,
         message_id: str | None = None,
         actor_id: str | None = None,
-        joined: tuple[str, ...] = (),
-        left: tuple[str, ...] = (),
-    ) -> Event:
-        """Store the event in the caller's transaction; publish it once that commits.
-
-        Message events store only the message id: the body lives once, in ``messages``.
-        """
+    ) -> None:
+        """Queue the event in the caller's transaction; it is numbered and stored just before
+        the commit and published after it."""
         row = Event(
             tenant_id=tenant_id,
             type=type,
@@ -49,40 +65,65 @@ class EventLog:
             payload={} if message_id else data,
             created_at=utcnow(),
         )
-        session.add(row)
-        await session.flush()
+        pending: list[Event] | None = session.info.get(_PENDING)
+        if pending is None:
+            pending = session.info[_PENDING] = []
+            before_commit(session, _number_and_store)
+        pending.append(row)
+        joined, left = audience_changes(type, data)
         event = BusEvent(
-            type=type,
-            tenant_id=tenant_id,
-            data=data,
-            id=row.id,
-            conversation_id=conversation_id,
-            target_user_id=target_user_id,
-            joined_user_ids=joined,
-            left_user_ids=left,
-        )
-        after.append(lambda: self.bus.publish(event))
-        return row
+            type=type, tenant_id=tenant_id, data=data, conversation_id=conversation_id,
+            target_user_id=target_user_id, joined_user_ids=joined, left_user_ids=left,
+        )  # fmt: skip
+        after.append(lambda: self.bus.publish(replace(event, id=row.seq)))
 
     def publish_ephemeral(self, event: BusEvent) -> None:
         """Typing, presence, receipts: pushed live, never stored, never replayed."""
         self.bus.publish(event)
 
 
-async def latest_id(session: AsyncSession) -> int:
-    return (await session.scalar(select(func.max(Event.id)))) or 0
+async def _number_and_store(session: AsyncSession) -> None:
+    pending: list[Event] = session.info.pop(_PENDING, [])
+    by_tenant: dict[str, list[Event]] = {}
+    for row in pending:
+        by_tenant.setdefault(row.tenant_id, []).append(row)
+    for tenant_id in sorted(by_tenant):  # a fixed order, should a transaction span tenants
+        rows = by_tenant[tenant_id]
+        top = await session.scalar(
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
+            .values(event_seq=Tenant.event_seq + len(rows))
+            .returning(Tenant.event_seq)
+        )
+        assert top is not None, f"no tenant {tenant_id}"
+        for offset, row in enumerate(rows):
+            row.seq = top - len(rows) + 1 + offset
+    session.add_all(pending)
+    await session.flush()
 
 
-async def oldest_id(session: AsyncSession) -> int | None:
-    return await session.scalar(select(func.min(Event.id)))
+async def latest_seq(session: AsyncSession, tenant_id: str) -> int:
+    return (await session.scalar(select(Tenant.event_seq).where(Tenant.id == tenant_id))) or 0
+
+
+async def cursor_is_resumable(session: AsyncSession, tenant_id: str, cursor: int) -> bool:
+    """False when events after ``cursor`` may have been pruned, or the cursor is from the
+    future (another database): the client must reload state and take a fresh cursor."""
+    latest = await latest_seq(session, tenant_id)
+    if cursor > latest:
+        return False
+    if cursor == latest:
+        return True
+    oldest = await session.scalar(select(func.min(Event.seq)).where(Event.tenant_id == tenant_id))
+    return oldest is not None and cursor >= oldest - 1
 
 
 async def replay(
-    session: AsyncSession, *, tenant_id: str, user_id: str, after_id: int, limit: int
+    session: AsyncSession, *, tenant_id: str, user_id: str, after_seq: int, limit: int
 ) -> tuple[list[BusEvent], int, bool]:
-    """Events after ``after_id`` that ``user_id`` may see, oldest first.
+    """Events after ``after_seq`` that ``user_id`` may see, oldest first.
 
-    Scans at most ``limit`` log rows; returns (events, the last id scanned, whether more rows
+    Scans at most ``limit`` log rows; returns (events, the last seq scanned, whether more rows
     may follow). Events for messages the user deleted for themselves are skipped.
     """
     my_conversations = select(Member.conversation_id).where(Member.user_id == user_id)
@@ -91,17 +132,42 @@ async def replay(
             select(Event)
             .where(
                 Event.tenant_id == tenant_id,
-                Event.id > after_id,
+                Event.seq > after_seq,
                 or_(
                     Event.target_user_id == user_id,
                     Event.target_user_id.is_(None) & Event.conversation_id.in_(my_conversations),
                 ),
             )
-            .order_by(Event.id)
+            .order_by(Event.seq)
             .limit(limit)
         )
     ).all()
-    messages = await _messages_for(session, user_id, [r.message_id for r in rows if r.message_id])
+    events = await _as_bus_events(session, rows, hidden_for=user_id)
+    last = rows[-1].seq if rows else after_seq
+    return events, last, len(rows) == limit
+
+
+async def tenant_events_between(
+    session: AsyncSession, tenant_id: str, after_seq: int, upto_seq: int
+) -> list[BusEvent]:
+    """Every event of a tenant with ``after_seq < seq <= upto_seq``, in order: what a node
+    re-reads to fill a gap in what its bus delivered."""
+    rows = (
+        await session.scalars(
+            select(Event)
+            .where(Event.tenant_id == tenant_id, Event.seq > after_seq, Event.seq <= upto_seq)
+            .order_by(Event.seq)
+        )
+    ).all()
+    return await _as_bus_events(session, rows, hidden_for=None)
+
+
+async def _as_bus_events(
+    session: AsyncSession, rows: Any, hidden_for: str | None
+) -> list[BusEvent]:
+    messages = await _messages_for(
+        session, hidden_for, [r.message_id for r in rows if r.message_id]
+    )
     out: list[BusEvent] = []
     for row in rows:
         data = row.payload
@@ -110,38 +176,29 @@ async def replay(
             if view is None:  # deleted for this user, or erased
                 continue
             data = {"message": view}
+        joined, left = audience_changes(row.type, data)
         out.append(
             BusEvent(
-                type=row.type,
-                tenant_id=row.tenant_id,
-                data=data,
-                id=row.id,
-                conversation_id=row.conversation_id,
-                target_user_id=row.target_user_id,
+                type=row.type, tenant_id=row.tenant_id, data=data, id=row.seq,
+                conversation_id=row.conversation_id, target_user_id=row.target_user_id,
+                joined_user_ids=joined, left_user_ids=left,
             )
-        )
-    last = rows[-1].id if rows else after_id
-    return out, last, len(rows) == limit
+        )  # fmt: skip
+    return out
 
 
 async def _messages_for(
-    session: AsyncSession, user_id: str, ids: list[str]
+    session: AsyncSession, user_id: str | None, ids: list[str]
 ) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
-    hidden = select(MessageHide.message_id).where(MessageHide.user_id == user_id)
-    result = await session.execute(
+    stmt = (
         select(Message, StoredFile)
         .outerjoin(StoredFile, StoredFile.id == Message.file_id)
-        .where(Message.id.in_(set(ids)), Message.id.not_in(hidden))
+        .where(Message.id.in_(set(ids)))
     )
+    if user_id is not None:
+        hidden = select(MessageHide.message_id).where(MessageHide.user_id == user_id)
+        stmt = stmt.where(Message.id.not_in(hidden))
+    result = await session.execute(stmt)
     return {m.id: message_view(m, f) for m, f in result.all()}
-
-
-async def cursor_is_resumable(session: AsyncSession, cursor: int) -> bool:
-    """False when events after ``cursor`` may have been pruned, or the cursor is from the
-    future (another database): the client must reload state and take a fresh cursor."""
-    if cursor > await latest_id(session):
-        return False
-    oldest = await oldest_id(session)
-    return oldest is None or cursor >= oldest - 1

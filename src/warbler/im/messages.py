@@ -66,7 +66,7 @@ class MessageService:
         sender = principal.require_user()
         self._check_shape(principal, draft)
         if principal.api_key_id is None:  # server-to-server keys are trusted callers
-            enforce(self.rate, sender, "messages")
+            await enforce(self.rate, sender, "messages")
         try:
             async with self.db.write_then() as (s, after):
                 conv, member = await load_for_member(

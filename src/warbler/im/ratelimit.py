@@ -11,7 +11,7 @@ from warbler.errors import RateLimited
 
 
 class RateLimiter(Protocol):
-    def hit(self, key: str) -> float:
+    async def hit(self, key: str) -> float:
         """Take one token for ``key``; returns 0 if allowed, else seconds until one is free."""
 
 
@@ -22,7 +22,7 @@ class MemoryRateLimiter:
         self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
 
-    def hit(self, key: str) -> float:
+    async def hit(self, key: str) -> float:
         now = time.monotonic()
         tokens, last = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
@@ -40,8 +40,8 @@ class MemoryRateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill}
 
 
-def enforce(limiter: RateLimiter, key: str, what: str) -> None:
-    wait = limiter.hit(key)
+async def enforce(limiter: RateLimiter, key: str, what: str) -> None:
+    wait = await limiter.hit(key)
     if wait > 0:
         raise RateLimited(
             f"too many {what}; try again in {wait:.1f} s",

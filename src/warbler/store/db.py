@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -56,6 +56,7 @@ class Database:
         lock = self._write_lock or contextlib.nullcontext()
         async with lock, self._sessions() as session, session.begin():
             yield session
+            await _run_before_commit(session)
 
     @contextlib.asynccontextmanager
     async def write_then(self) -> AsyncIterator[tuple[AsyncSession, list[Any]]]:
@@ -69,11 +70,25 @@ class Database:
         async with lock:
             async with self._sessions() as session, session.begin():
                 yield session, after
+                await _run_before_commit(session)
             for callback in after:
                 callback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_BEFORE_COMMIT = "warbler.before_commit"
+
+
+def before_commit(session: AsyncSession, hook: Callable[[AsyncSession], Awaitable[None]]) -> None:
+    """Run ``hook`` at the end of this write transaction, just before it commits (once)."""
+    session.info.setdefault(_BEFORE_COMMIT, []).append(hook)
+
+
+async def _run_before_commit(session: AsyncSession) -> None:
+    for hook in session.info.pop(_BEFORE_COMMIT, []):
+        await hook(session)
 
 
 def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:

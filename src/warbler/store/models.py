@@ -54,6 +54,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The last event sequence number handed out in this tenant (see Event.seq).
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime]
 
 
@@ -164,7 +166,11 @@ class MessageHide(Base):
 
 
 class Event(Base):
-    """The resume log: what a reconnecting client replays after its cursor (the event id).
+    """The resume log: what a reconnecting client replays after its cursor.
+
+    ``seq`` numbers a tenant's events without gaps, in commit order (it is assigned at the end
+    of the transaction under the tenant row's lock), so a node or client that has seen N and
+    then sees N+2 knows exactly what to fetch. It is the cursor clients hold.
 
     Message events reference the message row instead of copying its body, so the body is
     stored once and a replay shows its current state.
@@ -172,14 +178,13 @@ class Event(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        Index("ix_events_conversation", "conversation_id", "id"),
-        Index("ix_events_target", "target_user_id", "id"),
-        Index("ix_events_tenant", "tenant_id", "id"),
-        # Never reuse an id after pruning, or a client's old cursor would skip new events.
+        UniqueConstraint("tenant_id", "seq"),
+        Index("ix_events_created", "created_at"),
         {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(40))
     conversation_id: Mapped[str | None] = mapped_column(String(26))
     # Set for events meant for one user's devices only (delete-for-me, being removed).
@@ -213,7 +218,7 @@ class Webhook(Base):
     event_types: Mapped[list[Any]]  # empty list: every event type
     description: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # The last event id already turned into deliveries for this webhook.
+    # The last event seq (of its tenant) already turned into deliveries for this webhook.
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[str | None] = mapped_column(String(26))
     created_at: Mapped[datetime]

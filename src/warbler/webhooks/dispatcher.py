@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from warbler.bus.base import BusEvent, EventBus
 from warbler.config import Settings
 from warbler.jobs.queue import JobQueue
 from warbler.store.db import Database
-from warbler.store.models import Event, Webhook
+from warbler.store.models import Event, Tenant, Webhook
 from warbler.webhooks.event_types import wants
 from warbler.webhooks.service import DELIVERY_KIND
 
@@ -70,8 +70,8 @@ class WebhookDispatcher:
         """One pass: enqueue deliveries for every active webhook behind its tenant's latest
         event. Returns how many deliveries were enqueued."""
         tenant_latest = (
-            select(func.max(Event.id))
-            .where(Event.tenant_id == Webhook.tenant_id)
+            select(Tenant.event_seq)
+            .where(Tenant.id == Webhook.tenant_id)
             .correlate(Webhook)
             .scalar_subquery()
         )
@@ -102,8 +102,8 @@ class WebhookDispatcher:
             rows = (
                 await s.scalars(
                     select(Event)
-                    .where(Event.tenant_id == hook.tenant_id, Event.id > hook.cursor)
-                    .order_by(Event.id)
+                    .where(Event.tenant_id == hook.tenant_id, Event.seq > hook.cursor)
+                    .order_by(Event.seq)
                     .limit(BATCH)
                 )
             ).all()
@@ -123,5 +123,5 @@ class WebhookDispatcher:
                 )
                 enqueued += 1
             if rows:
-                hook.cursor = rows[-1].id
+                hook.cursor = rows[-1].seq
             return enqueued, len(rows)

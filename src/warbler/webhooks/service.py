@@ -13,7 +13,7 @@ from warbler.clock import utcnow
 from warbler.config import Settings
 from warbler.errors import InvalidRequest, NotFound
 from warbler.ids import new_id
-from warbler.im.events import latest_id
+from warbler.im.events import latest_seq
 from warbler.im.principal import Principal
 from warbler.jobs.queue import JobQueue
 from warbler.store.db import Database
@@ -97,7 +97,7 @@ class WebhookService:
             hook = Webhook(
                 id=new_id(), tenant_id=principal.tenant_id, url=url, secret=new_webhook_secret(),
                 event_types=types, description=description, active=True,
-                cursor=await latest_id(s), created_by=principal.user_id or principal.api_key_id,
+                cursor=await latest_seq(s, principal.tenant_id), created_by=principal.user_id or principal.api_key_id,
                 created_at=utcnow(),
             )  # fmt: skip
             s.add(hook)
@@ -139,7 +139,7 @@ class WebhookService:
         async with self.db.write() as s:
             hook = await _load(s, principal.tenant_id, webhook_id, for_update=True)
             if changes.get("active") and not hook.active:
-                hook.cursor = await latest_id(s)
+                hook.cursor = await latest_seq(s, principal.tenant_id)
             for field, value in changes.items():
                 setattr(hook, field, value)
         return webhook_view(hook)

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("slug", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("event_seq", sa.BigInteger(), nullable=False),
         sa.Column("created_at", warbler.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("slug"),
@@ -110,6 +111,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("tenant_id", sa.String(length=26), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
         sa.Column("conversation_id", sa.String(length=26), nullable=True),
         sa.Column("target_user_id", sa.String(length=26), nullable=True),
@@ -122,12 +124,11 @@ def upgrade() -> None:
             ["tenants.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "seq"),
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_conversation", ["conversation_id", "id"], unique=False)
-        batch_op.create_index("ix_events_target", ["target_user_id", "id"], unique=False)
-        batch_op.create_index("ix_events_tenant", ["tenant_id", "id"], unique=False)
+        batch_op.create_index("ix_events_created", ["created_at"], unique=False)
 
     op.create_table(
         "users",
@@ -372,9 +373,7 @@ def downgrade() -> None:
 
     op.drop_table("users")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_tenant")
-        batch_op.drop_index("ix_events_target")
-        batch_op.drop_index("ix_events_conversation")
+        batch_op.drop_index("ix_events_created")
 
     op.drop_table("events")
     with op.batch_alter_table("conversations", schema=None) as batch_op:

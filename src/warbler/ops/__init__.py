@@ -1,0 +1,1 @@
+"""Running a node in production: readiness checks and graceful shutdown."""
