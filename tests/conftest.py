@@ -30,6 +30,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "sqlite_synchronous": "NORMAL",  # tests need crash safety, not power-loss safety
+        # A developer's own WARBLER_* stores must not leak in: tests choose theirs.
+        "database_url": "",
+        "redis_url": "",
         "webhook_allow_private_targets": True,
         "webhook_backoff_base_seconds": 0.05,
         "webhook_backoff_max_seconds": 0.2,
@@ -224,6 +227,8 @@ class ServerProcess:
             "WARBLER_PORT": str(self.port),
             "WARBLER_LOG_LEVEL": "warning",
             "WARBLER_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "WARBLER_DATABASE_URL": "",
+            "WARBLER_REDIS_URL": "",
             "WARBLER_SEND_RATE_PER_SECOND": "10000",
             "WARBLER_SEND_BURST": "10000",
             **self.env_extra,
@@ -277,8 +282,11 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def seed_tenant(data_dir: Path, slug: str, users: list[tuple[str, str]]) -> dict[str, Any]:
-    """Create a tenant and users with a fresh data dir via the CLI path (no server needed).
+def seed_tenant(
+    data_dir: Path, slug: str, users: list[tuple[str, str]], **settings: Any
+) -> dict[str, Any]:
+    """Create a tenant and users with a fresh data dir via the CLI path (no server needed);
+    ``settings`` overrides (a ``database_url``, say) pick the store.
     Returns {"tenant_id", "users": {username: {"id", "token"}}}."""
     import asyncio
 
@@ -286,7 +294,7 @@ def seed_tenant(data_dir: Path, slug: str, users: list[tuple[str, str]]) -> dict
     from warbler.store.migrate import upgrade
 
     async def run() -> dict[str, Any]:
-        svc = build_services(make_settings(data_dir))
+        svc = build_services(make_settings(data_dir, **settings))
         try:
             await upgrade(svc.db)
             tenant = await svc.users.create_tenant(slug=slug, name=slug)

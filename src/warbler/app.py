@@ -27,7 +27,7 @@ from warbler.api import webhooks as webhooks_api
 from warbler.api.limits import BodyLimit
 from warbler.config import Settings, load_settings
 from warbler.services import build_services
-from warbler.store.migrate import upgrade
+from warbler.store.migrate import schema_state, upgrade
 
 API_PREFIX = "/api/v1"
 ROUTERS = [
@@ -55,6 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await upgrade(services.db)
+        elif await schema_state(services.db) == "behind":
+            # Workers would fail on every poll against missing tables: refuse to start.
+            raise RuntimeError(
+                "the database schema is older than this code: run `warbler migrate` first "
+                "(or set WARBLER_AUTO_MIGRATE=true)"
+            )
         await services.bus.start()
         await services.start_background()
         try:

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = Field(
         False, description="Allow webhook URLs on loopback/private networks (tests, intranets)."
     )
+    job_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="A running job's lease, renewed while it runs; a dead node's "
+        "jobs run again elsewhere once it lapses.",
+    )
     job_poll_seconds: float = Field(
         1.0, gt=0, description="How often idle job workers look for due jobs."
     )

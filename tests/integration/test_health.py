@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from tests.conftest import free_port, make_settings
 from tests.services import PostgresService, RedisService, asyncpg_url
 from warbler import __version__
 from warbler.app import create_app
 from warbler.config import Settings
-from warbler.ops.readiness import script_heads
-from warbler.store.migrate import upgrade
+from warbler.store.migrate import script_heads, upgrade
 
 PASSWORD = "hunter2-not-for-your-eyes"
 
@@ -105,7 +105,7 @@ async def test_ready_reports_each_check_when_database_and_schema_are_current(app
     assert checks["database"]["ok"] is True
     assert 0 <= checks["database"]["latency_ms"] < 2000
     head = ",".join(script_heads())
-    assert checks["migrations"] == {"ok": True, "revision": head, "head": head}
+    assert checks["migrations"] == {"ok": True, "revision": head, "head": head, "state": "current"}
 
 
 async def test_a_draining_node_is_not_ready_but_still_alive(app):
@@ -127,11 +127,27 @@ async def test_ready_is_503_until_the_schema_is_migrated_to_head(fresh_database_
         assert checks["database"]["ok"] is True  # it answers; it is the schema that is behind
         assert checks["migrations"]["ok"] is False
         assert checks["migrations"]["revision"] is None
+        assert checks["migrations"]["state"] == "behind"
         assert checks["migrations"]["head"] == ",".join(script_heads())
         assert "warbler migrate" in checks["migrations"]["error"]
 
         await upgrade(app.state.services.db)  # what `warbler migrate` does
         assert (await c.get("/ready")).status_code == 200
+
+
+async def test_an_old_node_stays_ready_when_the_schema_is_ahead_of_its_code(
+    fresh_database_url, tmp_path
+):
+    """A rolling upgrade: `warbler migrate` ran for the new code; old nodes keep serving."""
+    settings = make_settings(tmp_path / "data", database_url=fresh_database_url)
+    async with bare_app(settings, migrate=True) as app, http(app) as c:
+        async with app.state.services.db.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+        r = await c.get("/ready")
+    assert r.status_code == 200, r.text
+    migrations = r.json()["checks"]["migrations"]
+    assert migrations["state"] == "ahead"
+    assert migrations["revision"] == "from_the_future"
 
 
 async def test_ready_is_503_fast_when_the_database_does_not_answer(dead_port, tmp_path) -> None:
@@ -184,3 +200,14 @@ async def test_ready_is_503_fast_when_redis_does_not_answer(dead_port, tmp_path)
         assert checks["redis"]["error"] == "no answer within 0.3 s"
     assert elapsed < 2.0
     assert PASSWORD not in r.text
+
+
+async def test_a_node_without_auto_migrate_refuses_to_start_on_an_old_schema(tmp_path):
+    from tests.conftest import make_settings
+    from warbler.app import create_app
+
+    app = create_app(make_settings(tmp_path / "fresh", auto_migrate=False))
+    with pytest.raises(RuntimeError, match="warbler migrate"):
+        async with app.router.lifespan_context(app):
+            pass
+    await app.state.services.close()

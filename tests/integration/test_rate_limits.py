@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import pytest
 from fastapi import FastAPI
@@ -55,6 +55,6 @@ async def test_token_bucket_refills_over_time():
     assert await limiter.hit("k") == 0 and await limiter.hit("k") == 0
     wait = await limiter.hit("k")
     assert 0 < wait <= 0.02
-    time.sleep(wait + 0.01)
+    await asyncio.sleep(wait + 0.01)
     assert await limiter.hit("k") == 0
     assert await limiter.hit("other") == 0

@@ -33,6 +33,9 @@ MAX_CLIENT_FRAME = 16 * 1024
 async def gateway(websocket: WebSocket) -> None:
     svc: Services = websocket.app.state.services
     await websocket.accept()
+    if websocket.app.state.readiness.draining:  # leaving: connect to another node
+        await websocket.close(CLOSE_SHUTDOWN, "shutdown")
+        return
     try:
         principal = await _authenticate(svc, websocket)
         cursor = _cursor(websocket.query_params.get("cursor"))

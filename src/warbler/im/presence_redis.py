@@ -140,11 +140,11 @@ class RedisPresenceStore:
                 raw = await self._status(keys=keys, args=[self._node_prefix, self.instance])
         except REDIS_ERRORS as exc:
             self._warn("presence cannot reach Redis (%s); showing this node's view", exc)
+            local = [self._counts.get((tenant_id, u), 0) for u in users]
             return {
-                u: {"online": (n := self._counts.get((tenant_id, u), 0)) > 0, "devices": n,
-                    "last_seen": None}
-                for u in users
-            }  # fmt: skip
+                u: {"online": count > 0, "devices": count, "last_seen": None}
+                for u, count in zip(users, local, strict=True)
+            }
         n = len(users)
         out: dict[str, dict[str, Any]] = {}
         for i, uid in enumerate(users):

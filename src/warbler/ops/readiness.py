@@ -8,35 +8,35 @@ drivers can carry host names or SQL, and the body is public; the log gets the wh
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
-from warbler import store
 from warbler.config import Settings
 from warbler.store.db import Database
+from warbler.store.migrate import compare, current_heads, script_heads
 
 log = logging.getLogger("warbler.ready")
-
-MIGRATIONS = Path(store.__file__).parent / "migrations"
 
 Check = dict[str, Any]
 
 
-@functools.cache
-def script_heads() -> tuple[str, ...]:
-    """The head revision(s) this code's migrations end at (read once; they never change)."""
-    return tuple(sorted(ScriptDirectory(str(MIGRATIONS)).get_heads()))
+def compare_schema(current: tuple[str, ...]) -> Check:
+    """The migrations check for the database's revision(s) ``current``.
 
-
-def _current_heads(connection: Connection) -> tuple[str, ...]:
-    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+    Behind: not ready, the code would hit missing tables. Ahead: ready. That is an old node
+    during a rolling upgrade, after `warbler migrate` ran for the new code; failing it would
+    take every old node out of the load balancer at once. Migrations are written to keep
+    that safe (add first, remove later).
+    """
+    check: Check = {"ok": True, "revision": _one(current), "head": _one(script_heads())}
+    state = compare(current)
+    check["state"] = state
+    if state == "behind":
+        check |= {"ok": False, "error": "the schema is older than this code: run `warbler migrate`"}
+    return check
 
 
 class Readiness:
@@ -75,20 +75,17 @@ class Readiness:
 
     async def _database(self) -> dict[str, Check]:
         """``SELECT 1`` (the database answers), then alembic's revision against the code's
-        head (the schema is the one this code expects), on one connection."""
-        heads = script_heads()
+        head (see ``compare_schema``), on one connection."""
         database: Check | None = None
-        migrations: Check = {"ok": False, "head": _one(heads), "error": "not checked"}
+        migrations: Check = {"ok": False, "head": _one(script_heads()), "error": "not checked"}
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 async with self.db.engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
                     database = {"ok": True, "latency_ms": _ms_since(started)}
-                    current = await conn.run_sync(_current_heads)
-            migrations = {"ok": current == heads, "revision": _one(current), "head": _one(heads)}
-            if current != heads:
-                migrations["error"] = "schema is not at the code's head: run `warbler migrate`"
+                    current = await conn.run_sync(current_heads)
+            migrations = compare_schema(current)
         except Exception as exc:
             failed = self._failure("database" if database is None else "migrations", exc)
             if database is None:
@@ -121,9 +118,9 @@ class Readiness:
             await client.aclose()
 
     def _failure(self, name: str, exc: BaseException) -> Check:
-        self._errors[name] = exc
         if isinstance(exc, TimeoutError):
             return {"ok": False, "error": f"no answer within {self.timeout:g} s"}
+        self._errors[name] = exc  # logged with its traceback if the check was passing
         return {"ok": False, "error": type(exc).__name__}
 
     def _log_change(self, name: str, check: Check) -> None:

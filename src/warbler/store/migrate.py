@@ -1,21 +1,29 @@
-"""Apply Alembic migrations to a ``Database`` (SQLite or PostgreSQL) from code."""
+"""Apply Alembic migrations to a ``Database`` (SQLite or PostgreSQL) from code, and tell
+where a database's schema stands against this code's migrations."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection
 
 from warbler.store.db import Database
 
-_HERE = Path(__file__).parent
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+SchemaState = Literal["current", "ahead", "behind"]
 
 
 def _config(connection: Any) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(_HERE / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
@@ -23,3 +31,37 @@ def _config(connection: Any) -> Config:
 async def upgrade(db: Database, revision: str = "head") -> None:
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), revision))
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+@functools.cache
+def script_heads() -> tuple[str, ...]:
+    """The head revision(s) this code's migrations end at (read once; they never change)."""
+    return tuple(sorted(_scripts().get_heads()))
+
+
+def current_heads(connection: Connection) -> tuple[str, ...]:
+    """The revision(s) the database is at (empty: no schema yet)."""
+    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+
+async def schema_state(db: Database) -> SchemaState:
+    async with db.engine.connect() as conn:
+        return compare(await conn.run_sync(current_heads))
+
+
+def compare(current: tuple[str, ...]) -> SchemaState:
+    """Behind: no schema, or an older revision of ours. Ahead: a revision this code does not
+    know (an old node during a rolling upgrade, after `warbler migrate` ran for new code)."""
+    if current == script_heads():
+        return "current"
+    try:
+        for revision in current:
+            _scripts().get_revision(revision)
+    except CommandError:
+        return "ahead"
+    return "behind"

@@ -35,11 +35,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
-    # The lease must outlast a whole attempt (the timeout) with room to record the outcome.
+    # The runner renews a lease every third of its length while the attempt runs, so the
+    # lease need not outlast the attempt: it only bounds how long a dead node's job waits.
     return RetryPolicy(
         base_seconds=settings.webhook_backoff_base_seconds,
         max_seconds=settings.webhook_backoff_max_seconds,
-        lease_seconds=settings.webhook_timeout_seconds * 2 + 30,
+        lease_seconds=settings.job_lease_seconds,
     )
 
 
