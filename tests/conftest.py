@@ -96,11 +96,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    return backend_settings(backend, request, tmp_path / "data")
+
+
+def backend_settings(
+    backend: str, request: pytest.FixtureRequest, data_dir: Path, **overrides: Any
+) -> Settings:
+    """Settings on ``backend`` (a fresh PostgreSQL database, or SQLite in ``data_dir``). Test
+    modules with their own ``settings`` fixture take ``backend`` and call this, so they too
+    run on both stores."""
     if backend == "postgresql":
-        return make_settings(
-            tmp_path / "data", database_url=request.getfixturevalue("postgres_url")
-        )
-    return make_settings(tmp_path / "data")
+        overrides.setdefault("database_url", request.getfixturevalue("postgres_url"))
+    return make_settings(data_dir, **overrides)
 
 
 @pytest.fixture

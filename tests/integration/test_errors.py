@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import API, group_of, make_settings, send
+from tests.conftest import API, backend_settings, group_of, send
 from warbler.app import create_app
 from warbler.clock import utcnow
 from warbler.config import Settings
@@ -24,12 +24,12 @@ MAX_DATA = 512
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
     # Small limits so "too large" bodies stay small; a zero recall window so any recall by
     # a plain sender is late.
-    return make_settings(
-        tmp_path / "data", max_request_bytes=MAX_REQUEST, max_text_chars=MAX_TEXT,
-        max_data_bytes=MAX_DATA, recall_window_seconds=0,
+    return backend_settings(
+        backend, request, tmp_path / "data", max_request_bytes=MAX_REQUEST,
+        max_text_chars=MAX_TEXT, max_data_bytes=MAX_DATA, recall_window_seconds=0,
     )  # fmt: skip
 
 

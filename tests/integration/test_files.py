@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import group_of, make_settings
+from tests.conftest import backend_settings, group_of
 from warbler.config import Settings
 from warbler.errors import NotFound
 from warbler.store.models import StoredFile
@@ -22,9 +22,9 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
     # Small enough that an oversize upload is cheap, large enough for every file below.
-    return make_settings(tmp_path / "data", max_upload_bytes=LIMIT)
+    return backend_settings(backend, request, tmp_path / "data", max_upload_bytes=LIMIT)
 
 
 def png_bytes(width: int = 2, height: int = 2) -> bytes:

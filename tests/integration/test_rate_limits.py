@@ -7,13 +7,15 @@ import asyncio
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import group_of, make_settings
+from tests.conftest import backend_settings, group_of
 from warbler.im.ratelimit import MemoryRateLimiter
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return make_settings(tmp_path / "data", send_rate_per_second=0.5, send_burst=3)
+def settings(tmp_path, backend, request):
+    return backend_settings(
+        backend, request, tmp_path / "data", send_rate_per_second=0.5, send_burst=3
+    )
 
 
 async def test_sending_faster_than_the_limit_answers_429_and_stores_nothing(client, make_tenant):

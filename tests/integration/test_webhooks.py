@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import group_of, make_settings, send
+from tests.conftest import backend_settings, group_of, send
 from warbler.config import Settings
 from warbler.webhooks import delivery, targets
 from warbler_client.webhooks import compute_signature, verify_signature
@@ -23,9 +23,9 @@ MAX_ATTEMPTS = 5
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
     # Few attempts, so "always failing" ends dead quickly (backoff is already short in tests).
-    return make_settings(tmp_path / "data", webhook_max_attempts=MAX_ATTEMPTS)
+    return backend_settings(backend, request, tmp_path / "data", webhook_max_attempts=MAX_ATTEMPTS)
 
 
 # -- a real receiver -----------------------------------------------------------------------
