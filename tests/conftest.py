@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,20 @@ def redis_service() -> Iterator[RedisService]:
     service = start_redis()
     yield service
     service.terminate()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisService]:
+    """A private Redis this test may stop and restart."""
+    service = start_redis(own=True)
+    yield service
+    service.terminate()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A Redis key prefix of the test's own, so tests sharing a Redis never meet."""
+    return f"t{uuid.uuid4().hex[:8]}:"
 
 
 @pytest.fixture

@@ -9,28 +9,14 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.services import RedisService, start_redis
+from tests.services import RedisService
 from warbler.bus.base import BusEvent
 from warbler.bus.redis import RedisBus, redis_client
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisService]:
-    """A private Redis this test may stop and restart."""
-    service = start_redis(own=True)
-    yield service
-    service.terminate()
 
 
 @pytest.fixture

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.services import RedisService, start_redis
 from warbler.bus.redis import redis_client
 from warbler.im.presence_redis import RedisPresenceStore
 
 T = "tenant1"
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisService]:
-    service = start_redis(own=True)
-    yield service
-    service.terminate()
 
 
 @pytest.fixture

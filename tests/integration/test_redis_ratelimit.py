@@ -7,29 +7,15 @@ import asyncio
 import os
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import group_of, make_settings
-from tests.services import RedisService, start_redis
 from warbler.bus.redis import RedisBus, redis_client
 from warbler.im.presence_redis import RedisPresenceStore
 from warbler.im.ratelimit_redis import RedisRateLimiter
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisService]:
-    service = start_redis(own=True)
-    yield service
-    service.terminate()
 
 
 @pytest.fixture
