@@ -25,7 +25,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ServerProcess, free_port, make_settings
+from tests.conftest import ServerProcess, free_port, seed_tenant
 
 CONFIG = Path(__file__).parents[2] / "deploy" / "nginx.conf"
 UPSTREAM = re.compile(r"server warbler-(\d+):8000")
@@ -83,36 +83,14 @@ class Cluster:
         return {"Authorization": f"Bearer {self.seed['users'][name]['token']}"}
 
 
-def seed_database(data_dir: Path, database_url: str) -> dict[str, Any]:
-    """`warbler migrate`, then a tenant with ann and bob (tokens included)."""
-    from warbler.services import build_services
-    from warbler.store.migrate import upgrade
-
-    async def run() -> dict[str, Any]:
-        svc = build_services(make_settings(data_dir, database_url=database_url))
-        try:
-            await upgrade(svc.db)
-            tenant = await svc.users.create_tenant(slug="acme", name="Acme")
-            users: dict[str, Any] = {}
-            for name in ("ann", "bob"):
-                user = await svc.users.create_user(
-                    tenant["id"], username=name, password="pw-pw-pw-pw"
-                )
-                token = await svc.auth.issue_token(tenant["id"], user["id"])
-                users[name] = {"id": user["id"], "token": token["access_token"]}
-            return {"tenant_id": tenant["id"], "users": users}
-        finally:
-            await svc.close()
-
-    return asyncio.run(run())
-
-
 @pytest.fixture
 def cluster(postgres_url: str, server_factory: Any, tmp_path: Path) -> Iterator[Cluster]:
     # One data dir for both nodes: it holds the uploaded files, which every node must see.
     shared = tmp_path / "shared-data"
     shared.mkdir()
-    seed = seed_database(shared, postgres_url)
+    seed = seed_tenant(
+        shared, "acme", [("ann", "member"), ("bob", "member")], database_url=postgres_url
+    )
     nodes = [
         server_factory(
             shared,
