@@ -199,6 +199,15 @@ async def test_members_on_two_nodes_chat_live_and_see_2000_messages_from_4_sende
             assert await collect(on_n1, conv, 2, within=3) == [base + 1, base + 2]
             assert await collect(on_n2, conv, 1, within=3) == [base + 2]
             assert time.monotonic() - t0 < 8
+            # Presence and typing cross nodes too.
+            status = await s1.presence([r2.user_id])  # type: ignore[attr-defined]
+            assert status[r2.user_id]["online"] is True  # type: ignore[attr-defined]
+            await s3.typing(conv)
+            async with asyncio.timeout(3):
+                async for frame in on_n1:
+                    if frame.get("event") == "typing":
+                        assert frame["data"]["user_id"] == s3.user_id  # type: ignore[attr-defined]
+                        break
         base += 2
 
         per_sender, senders = 500, [("s1", n1), ("s2", n1), ("s3", n2), ("s4", n2)]
