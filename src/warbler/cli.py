@@ -68,6 +68,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             ws_max_size=64 * 1024,
+            ws_per_message_deflate=settings.ws_compression,
             # After the drain: how long in-flight requests get before they are cancelled.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         ),

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(
         1_000, ge=10, description="Events buffered per WebSocket before it counts as too slow."
     )
+    ws_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate on WebSockets. Off: compressing each frame for "
+        "each socket halves fan-out throughput and doubles memory per connection (BENCHMARKS.md).",
+    )
     ws_heartbeat_seconds: float = Field(
         25.0, gt=0, description="Interval of the heartbeat frame sent to every WebSocket."
     )

@@ -419,3 +419,15 @@ async def test_presence_online_and_offline_reach_people_who_share_a_conversation
             assert status["online"] is False and status["last_seen"] is not None
             with pytest.raises(TimeoutError):
                 await next_frame(cat_stream, lambda f: f.get("event") == "presence", within=0.5)
+
+
+async def test_websocket_compression_is_off_unless_enabled(seeded, server_factory) -> None:
+    data, seed = seeded
+    token = seed["users"]["ann"]["token"]
+    for env, expected in (({}, False), ({"WARBLER_WS_COMPRESSION": "true"}, True)):
+        server = server_factory(data, **env)
+        url = server.url.replace("http://", "ws://") + f"/api/v1/ws?access_token={token}"
+        async with connect(url) as ws:  # the client offers permessage-deflate
+            offered = ws.response.headers.get("sec-websocket-extensions") or ""
+            assert ("permessage-deflate" in offered) is expected, offered
+        server.stop()
