@@ -1,10 +1,15 @@
-"""Shared bench plumbing: a pinned server process, seeding, /proc sampling, result files."""
+"""Shared bench plumbing: a pinned server process, seeding, /proc sampling, result files,
+a lean WebSocket client and pinned loader processes."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -13,14 +18,19 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 RESULTS = Path(__file__).parent / "results"
 PASSWORD = "bench password 1"
+CONNECT_TIMEOUT = 30.0  # seconds for one WebSocket's TCP connect and for its upgrade
+READY_TIMEOUT = 60.0  # seconds from the upgrade to the frame that means a stream is ready
 
 
 def free_port() -> int:
@@ -48,10 +58,22 @@ class Server:
     port: int = field(default_factory=free_port)
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="warbler-bench-")))
     proc: subprocess.Popen[bytes] | None = None
+    # stderr goes to a file, not a pipe nobody reads (a full pipe would stall the server)
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.mkstemp(prefix="warbler-bench-", suffix=".log")[1])
+    )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "the server is not started"
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "warbler.cli", "serve"]
 
     def start(self) -> None:
         env = {
@@ -64,27 +86,68 @@ class Server:
             "WARBLER_SEND_BURST": "1000000",
             **self.env,
         }
-        cmd = [*pin(self.core), sys.executable, "-m", "warbler.cli", "serve"]
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        cmd = [*pin(self.core), *self.command()]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         for _ in range(300):
+            if self.proc.poll() is not None:
+                break
             try:
                 if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("bench server did not start")
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        self.terminate()
+        raise RuntimeError(f"bench server did not start:\n{tail}")
 
-    def stop(self) -> None:
+    def terminate(self, timeout: float = 15) -> float:
+        """SIGTERM and wait; returns the seconds it took to exit. Keeps the data dir."""
+        t0 = time.monotonic()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return time.monotonic() - t0
+
+    def restart(self) -> float:
+        """Stop (SIGTERM) and start again on the same port and data dir; returns the seconds
+        from the signal until the new process answers its health check."""
+        t0 = time.monotonic()
+        self.terminate()
+        self.start()
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        self.terminate()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)
+
+
+def raise_nofile() -> int:
+    """Lift this process's open-file limit to its hard limit (children started afterwards,
+    such as the server, inherit it); returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_kb(pid: int) -> int:
+    """A process's resident set size now, in KiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ProcSampler:
@@ -103,10 +166,7 @@ class ProcSampler:
         return int(fields[11]) + int(fields[12])  # utime + stime
 
     def _rss(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+        return rss_kb(self.pid)
 
     def _run(self) -> None:
         hz = os.sysconf("SC_CLK_TCK")
@@ -132,8 +192,11 @@ class ProcSampler:
         }
 
 
-async def seed(server: Server, users: int) -> dict[str, Any]:
-    """A tenant with `users` members (tokens issued by an API key) and one group of them all."""
+async def seed(
+    server: Server, users: int, *, group: bool = True, concurrency: int = 1
+) -> dict[str, Any]:
+    """A tenant with `users` members (tokens issued by an API key) and, with `group`, one
+    group of them all owned by the first. `concurrency` users are created at a time."""
     from warbler.config import load_settings
     from warbler.services import build_services
     from warbler.store.migrate import upgrade
@@ -148,12 +211,25 @@ async def seed(server: Server, users: int) -> dict[str, Any]:
     finally:
         await svc.close()
     headers = {"Authorization": f"Bearer {key['key']}"}
-    tokens: list[tuple[str, str]] = []
-    async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", headers=headers) as c:
-        for i in range(users):
-            u = (await c.post("/users", json={"username": f"u{i}"})).json()
-            tok = (await c.post(f"/users/{u['id']}/tokens", json={})).json()
-            tokens.append((u["id"], tok["access_token"]))
+    tokens: list[tuple[str, str]] = [("", "")] * users
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=f"{server.url}/api/v1", headers=headers, limits=limits, timeout=30
+    ) as c:
+        todo = iter(range(users))
+
+        async def creator() -> None:
+            for i in todo:
+                r = await c.post("/users", json={"username": f"u{i}"})
+                r.raise_for_status()
+                uid = r.json()["id"]
+                r = await c.post(f"/users/{uid}/tokens", json={})
+                r.raise_for_status()
+                tokens[i] = (uid, r.json()["access_token"])
+
+        await asyncio.gather(*(creator() for _ in range(max(1, concurrency))))
+        if not group:
+            return {"conversation_id": None, "users": tokens, "tenant_id": tenant["id"]}
         owner = {"Authorization": f"Bearer {tokens[0][1]}"}
         r = await c.post(
             "/conversations",
@@ -161,7 +237,7 @@ async def seed(server: Server, users: int) -> dict[str, Any]:
             headers=owner,
         )
         r.raise_for_status()
-    return {"conversation_id": r.json()["id"], "users": tokens}
+    return {"conversation_id": r.json()["id"], "users": tokens, "tenant_id": tenant["id"]}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -191,3 +267,351 @@ def machine() -> dict[str, Any]:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+# -- a lean WebSocket client for load generation ---------------------------------------------
+
+
+class WSClient(asyncio.Protocol):
+    """A minimal RFC 6455 client on a bare asyncio protocol: no task and no queue per
+    connection, frames handed to a callback as they are parsed. The load generator holds
+    thousands of these on one core; a full client library would make the loader, not the
+    server, the bottleneck. It answers pings (uvicorn drops sockets that do not) and can
+    negotiate permessage-deflate the way browsers and the `websockets` library do.
+    """
+
+    def __init__(self, on_message: Callable[[WSClient, bytes], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self.on_message = on_message
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[int] = loop.create_future()  # resolves to the close code
+        self.deflate = False
+        self.state: Any = None  # the caller's per-connection bookkeeping
+        self._buf = bytearray()
+        self._upgraded = False
+        self._inflate: Any = None
+        self._fresh_inflate_each_message = False
+        self._fragments: list[bytes] = []
+        self._fragments_compressed = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(1006)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if not self._upgraded:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self._buf[:end]).decode("latin-1")
+            del self._buf[: end + 4]
+            self._handshake_done(head)
+            if not self._upgraded:
+                return
+        self._parse()
+
+    # -- the handshake -------------------------------------------------------------------
+
+    @staticmethod
+    def request(host: str, path: str, headers: dict[str, str], deflate: bool) -> bytes:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        if deflate:
+            lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def _handshake_done(self, head: str) -> None:
+        status, *header_lines = head.split("\r\n")
+        if " 101 " not in status + " ":
+            self.opened.set_exception(ConnectionError(f"handshake refused: {status}"))
+            assert self.transport is not None
+            self.transport.close()
+            return
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-extensions" and "permessage-deflate" in value:
+                self.deflate = True
+                self._fresh_inflate_each_message = "server_no_context_takeover" in value
+                self._inflate = zlib.decompressobj(-15)
+        self._upgraded = True
+        self.opened.set_result(None)
+
+    # -- frames --------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        buf, pos, size = self._buf, 0, len(self._buf)
+        while size - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            length, header = b1 & 0x7F, 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, header = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, header = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            end = pos + header + length
+            if end > size:
+                break
+            payload = bytes(buf[pos + header : end])
+            pos = end
+            self._frame(b0, payload)
+        del buf[:pos]
+
+    def _frame(self, b0: int, payload: bytes) -> None:
+        opcode, fin, rsv1 = b0 & 0x0F, b0 & 0x80, b0 & 0x40
+        if opcode in (0x1, 0x2, 0x0):
+            if opcode != 0x0:
+                self._fragments_compressed = bool(rsv1)
+            self._fragments.append(payload)
+            if not fin:
+                return
+            data = b"".join(self._fragments)
+            self._fragments = []
+            if self._fragments_compressed:
+                if self._fresh_inflate_each_message:
+                    self._inflate = zlib.decompressobj(-15)
+                data = self._inflate.decompress(data + b"\x00\x00\xff\xff")
+            if self.on_message is not None:
+                self.on_message(self, data)
+        elif opcode == 0x9:  # ping
+            self.send_frame(0xA, payload)
+        elif opcode == 0x8:  # close: echo it and hang up
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.send_frame(0x8, payload[:2])
+            if not self.closed.done():
+                self.closed.set_result(code)
+            assert self.transport is not None
+            self.transport.close()
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        """One final frame, masked as clients must."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        n = len(payload)
+        if n < 126:
+            header = bytes((0x80 | opcode, 0x80 | n))
+        elif n < 65536:
+            header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+        else:
+            header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        pad = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(pad, "big")).to_bytes(n, "big")
+        self.transport.write(header + mask + masked)
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.send_frame(0x1, json.dumps(message).encode())
+
+    def close(self) -> None:
+        """Hang up without the closing handshake (the server sees a disconnect)."""
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def ws_connect(
+    url: str,
+    path: str,
+    *,
+    token: str | None = None,
+    on_message: Callable[[WSClient, bytes], None] | None = None,
+    deflate: bool = False,
+    state: Any = None,
+) -> WSClient:
+    """Open a WebSocket to `url` (the server's http:// base) at `path`; returns once the
+    server has accepted the upgrade."""
+    host, _, port = url.split("://", 1)[1].partition(":")
+    loop = asyncio.get_running_loop()
+
+    def factory() -> WSClient:
+        client = WSClient(on_message)
+        client.state = state
+        return client
+
+    timeout = CONNECT_TIMEOUT
+    _, client = await asyncio.wait_for(loop.create_connection(factory, host, int(port)), timeout)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    assert client.transport is not None
+    client.transport.write(WSClient.request(f"{host}:{port}", path, headers, deflate))
+    try:
+        await asyncio.wait_for(asyncio.shield(client.opened), timeout)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+async def bounded(coros: Iterable[Awaitable[Any]], concurrency: int) -> list[Any]:
+    """Await `coros` with at most `concurrency` in flight; results in order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(coro: Awaitable[Any]) -> Any:
+        async with gate:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+class Stream:
+    """What a load generator tracks per Warbler (or reference) WebSocket: the cursor, a
+    future resolved by the frame that means "ready" (`synced`, or `hello`), a frame count."""
+
+    __slots__ = ("cursor", "frames", "on_frame", "ready", "ready_at", "ready_on")
+
+    def __init__(
+        self, ready_on: str, on_frame: Callable[[WSClient, dict[str, Any]], None] | None
+    ) -> None:
+        self.ready_on = ready_on
+        self.on_frame = on_frame
+        self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.ready_at = 0.0
+        self.cursor: int | None = None
+        self.frames = 0
+
+
+def _stream_message(client: WSClient, data: bytes) -> None:
+    stream: Stream = client.state
+    frame = orjson.loads(data)
+    stream.frames += 1
+    kind = frame.get("type")
+    if kind == "event" and frame.get("id") is not None:
+        stream.cursor = frame["id"]
+    elif kind == "synced":
+        stream.cursor = frame["cursor"]
+    if kind == stream.ready_on and not stream.ready.done():
+        stream.ready_at = time.perf_counter()
+        stream.ready.set_result(frame)
+    if stream.on_frame is not None:
+        stream.on_frame(client, frame)
+
+
+async def open_stream(
+    url: str,
+    path: str,
+    *,
+    token: str | None,
+    deflate: bool,
+    ready_on: str,
+    on_frame: Callable[[WSClient, dict[str, Any]], None] | None = None,
+) -> WSClient:
+    """Connect and wait (READY_TIMEOUT at most) for the `ready_on` frame; `client.state` is
+    the connection's Stream."""
+    stream = Stream(ready_on, on_frame)
+    client = await ws_connect(
+        url, path, token=token, on_message=_stream_message, deflate=deflate, state=stream
+    )
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await stream.ready
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+async def tenant_cursor(url: str, token: str) -> int:
+    """The tenant's latest event cursor, from a `hello` (a client with this cursor is synced)."""
+    probe = await open_stream(url, "/api/v1/ws", token=token, deflate=False, ready_on="hello")
+    probe.close()
+    return int((await probe.state.ready)["cursor"])
+
+
+# -- loader processes ------------------------------------------------------------------------
+
+
+class Loaders:
+    """`count` load-generator processes (spawned, pinned to core 1 like the parent), each
+    running `target(pipe, share)` and driven by commands over its pipe: the reading side of
+    a fan-out gets its own event loops, so one loop's latency does not skew the figures."""
+
+    def __init__(self, target: Callable[[Any, Any], None], shares: list[Any]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes: list[Any] = []
+        self.procs: list[Any] = []
+        for share in shares:
+            parent, child = ctx.Pipe()
+            self.pipes.append(parent)
+            self.procs.append(ctx.Process(target=target, args=(child, share), daemon=True))
+
+    def start(self) -> None:
+        for proc in self.procs:
+            proc.start()
+
+    async def ask(self, command: Any, within: float = 300) -> list[Any]:
+        """Send `command` to every loader; their answers (each within `within` s), in order."""
+        for pipe in self.pipes:
+            pipe.send(command)
+        return await self.answers(within)
+
+    async def answers(self, within: float = 300) -> list[Any]:
+        """The next answer of every loader, in order."""
+        return await asyncio.gather(*(self._answer(pipe, within) for pipe in self.pipes))
+
+    @staticmethod
+    async def _answer(pipe: Any, within: float) -> Any:
+        if not await asyncio.to_thread(pipe.poll, within):
+            raise TimeoutError("a loader process did not answer")
+        answer = pipe.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def cpu_seconds(self) -> float:
+        """CPU the loader processes have used so far (the parent's is in os.times())."""
+        return sum(cpu_seconds(proc.pid) for proc in self.procs if proc.is_alive())
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(None)
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
+def split(items: list[Any], parts: int) -> list[list[Any]]:
+    """Deal `items` round-robin into `parts` lists."""
+    return [items[i::parts] for i in range(parts)]
+
+
+async def commands(pipe: Any) -> AsyncIterator[Any]:
+    """In a loader process: the parent's commands until it says stop (None)."""
+    while True:
+        command = await asyncio.to_thread(pipe.recv)
+        if command is None:
+            return
+        yield command
+
+
+def loader_main(worker: Callable[[Any, Any], Awaitable[None]], pipe: Any, share: Any) -> None:
+    """A loader process's body: pin, lift the fd limit, run `worker`; errors go to the
+    parent as the answer it is waiting for."""
+    pin_self(1)
+    raise_nofile()
+    try:
+        asyncio.run(worker(pipe, share))
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            pipe.send(RuntimeError(f"loader failed: {exc!r}"))
+        raise
