@@ -31,6 +31,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/send_throughput.py
 	$(BIN)/python bench/e2e_latency.py
+	$(BIN)/python bench/idle_connections.py
+	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/reconnect_storm.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
