@@ -11,6 +11,7 @@ from warbler.bus.base import EventBus
 from warbler.bus.memory import MemoryBus
 from warbler.bus.redis import RedisBus, redis_client
 from warbler.config import Settings
+from warbler.delivery.heartbeat import Heartbeat
 from warbler.delivery.hub import Hub
 from warbler.delivery.sequencer import Sequencer
 from warbler.files.service import FileService
@@ -159,6 +160,7 @@ def build_services(settings: Settings) -> Services:
         background=[
             *shared.background,
             sequencer,
+            Heartbeat(hub, settings.ws_heartbeat_seconds),
             EventPruner(db, settings.event_retention_days),
             deliverer,
             jobs,

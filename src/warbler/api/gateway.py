@@ -50,7 +50,6 @@ async def gateway(websocket: WebSocket) -> None:
         tasks = [
             asyncio.create_task(_write(websocket, session)),
             asyncio.create_task(_read(svc, websocket, session, principal)),
-            asyncio.create_task(_heartbeat(svc, session)),
             asyncio.create_task(session.closed.wait()),
         ]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -101,12 +100,6 @@ async def _write(websocket: WebSocket, session: DeviceSession) -> None:
         if frame is None:
             return
         await websocket.send_bytes(frame)
-
-
-async def _heartbeat(svc: Services, session: DeviceSession) -> None:
-    while True:
-        await asyncio.sleep(svc.settings.ws_heartbeat_seconds)
-        session.send_control({"type": "heartbeat"})
 
 
 async def _read(

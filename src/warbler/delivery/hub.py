@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from warbler.bus.base import BusEvent
 from warbler.delivery.session import DeviceSession, encode
@@ -51,6 +52,13 @@ class Hub:
     @property
     def device_count(self) -> int:
         return sum(len(s) for s in self._sessions.values())
+
+    def broadcast_control(self, message: dict[str, Any]) -> None:
+        """A control frame (a heartbeat) to every device on this node, encoded once."""
+        wire = encode(message)
+        for devices in list(self._sessions.values()):
+            for session in list(devices):
+                session.send_encoded(wire)
 
     def close_all(self, reason: str) -> None:
         for devices in list(self._sessions.values()):

@@ -53,8 +53,13 @@ class DeviceSession:
                 self.offer(event, encode(event.to_wire()))
 
     def send_control(self, message: dict[str, Any]) -> None:
+        self.send_encoded(encode(message))
+
+    def send_encoded(self, frame: bytes) -> None:
+        if self.close_reason is not None:
+            return
         try:
-            self._queue.put_nowait(encode(message))
+            self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             self._overflow()
 
