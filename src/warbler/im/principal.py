@@ -12,7 +12,18 @@ ADMIN_ROLES = ("owner", "admin")
 KINDS = ("human", "bot", "visitor")
 KIND_ROLE = {"bot": "bot", "visitor": "visitor"}
 
-SCOPES = ("admin", "users:read", "users:write", "tokens:write", "webhooks:write", "impersonate")
+SCOPES = (
+    "admin",
+    "users:read",
+    "users:write",
+    "tokens:write",
+    "webhooks:write",
+    "impersonate",
+    "kb:read",  # read every knowledge base of the tenant (retrieval, search)
+    "kb:write",  # manage knowledge bases, documents and curated answers
+    "bots:use",  # talk to bots through the OpenAI-compatible API
+    "bots:write",  # configure bots, providers and tools
+)
 
 
 @dataclass(frozen=True, slots=True)
