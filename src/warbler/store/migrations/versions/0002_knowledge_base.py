@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("read_roles", sa.JSON(), nullable=False),
         sa.Column("read_group_ids", sa.JSON(), nullable=False),
+        sa.Column("content_version", sa.Integer(), nullable=False),
         sa.Column("created_at", warbler.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", warbler.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
