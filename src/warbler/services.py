@@ -28,8 +28,12 @@ from warbler.im.receipts import ReceiptService
 from warbler.im.retention import EventPruner
 from warbler.im.users import UserService
 from warbler.jobs.queue import JobQueue
+from warbler.kb.embedders.base import Embedder
+from warbler.kb.embedders.factory import build_embedder
 from warbler.jobs.runner import JobRunner
 from warbler.search.service import SearchService
+from warbler.security.crypto import SecretBox, load_box
+from warbler.security.outbound import OutboundPolicy
 from warbler.store.db import Database
 from warbler.webhooks.delivery import WebhookDeliverer, retry_policy
 from warbler.webhooks.dispatcher import WebhookDispatcher
@@ -62,6 +66,10 @@ class Services:
     files: FileService
     jobs: JobRunner
     webhooks: WebhookService
+    # Secrets at rest, outbound HTTP on a tenant's behalf, the embedding model.
+    secrets: SecretBox
+    outbound: OutboundPolicy
+    embedder: Embedder
     background: list[Worker] = field(default_factory=list)
     # The node's one Redis client when WARBLER_REDIS_URL is set (bus, presence, rate limits).
     redis: aioredis.Redis | None = None
@@ -156,6 +164,9 @@ def build_services(settings: Settings) -> Services:
         ),
         jobs=jobs,
         webhooks=WebhookService(db, jobs.queue, settings),
+        secrets=load_box(settings),
+        outbound=OutboundPolicy.from_settings(settings),
+        embedder=build_embedder(settings),
         # Stopped in reverse: the dispatcher, then the runner, then the deliverer's client.
         background=[
             *shared.background,
