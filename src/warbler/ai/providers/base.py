@@ -83,6 +83,14 @@ class ToolCallsReady:
     calls: tuple[ToolCall, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    """Forget the text streamed so far: the stream broke and is starting again (a retry, or
+    the next provider in the chain). Emitted by the fallback chain, never by a provider."""
+
+    reason: str
+
+
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
 
@@ -96,7 +104,7 @@ class Done:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-StreamEvent = TextDelta | ToolCallsReady | Done
+StreamEvent = TextDelta | ToolCallsReady | Done | StreamReset
 
 
 class ChatProvider(Protocol):
