@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/idle_connections.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/reconnect_storm.py
+	$(BIN)/python bench/kb_retrieval.py
+	$(BIN)/python bench/kb_ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -332,3 +332,24 @@ def seed_tenant(
             await svc.close()
 
     return asyncio.run(run())
+
+
+# -- fake model vendors (tests/fakes/): real sockets on 127.0.0.1, scripted per request ------
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[Any]:
+    """An OpenAI-compatible vendor: ``.base_url``, ``.script(Reply(...))``, ``.requests``."""
+    from tests.fakes.openai_wire import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[Any]:
+    """An Anthropic Messages API: ``.base_url``, ``.script(Reply(...))``, ``.requests``."""
+    from tests.fakes.anthropic_wire import FakeAnthropic
+
+    with FakeAnthropic() as fake:
+        yield fake

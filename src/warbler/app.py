@@ -10,19 +10,26 @@ from fastapi import FastAPI
 
 from warbler import __version__
 from warbler.api import (
+    ai_admin,
     api_keys,
     auth,
+    bots,
     conversations,
     events,
     files,
     gateway,
     health,
+    kb_curated,
+    kb_search,
     messages,
+    openai_compat,
     search,
     users,
 )
 from warbler.api import errors as api_errors
 from warbler.api import jobs as jobs_api
+from warbler.api import kb as kb_api
+from warbler.api import tools as tools_api
 from warbler.api import webhooks as webhooks_api
 from warbler.api.limits import BodyLimit
 from warbler.config import Settings, load_settings
@@ -41,6 +48,12 @@ ROUTERS = [
     events.router,
     webhooks_api.router,
     jobs_api.router,
+    kb_search.router,
+    kb_curated.router,
+    kb_api.router,
+    tools_api.router,
+    bots.router,
+    ai_admin.router,
     gateway.router,
 ]
 
@@ -85,10 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
 
     health.install(app)  # /health and /ready, outside the API prefix
+    app.include_router(openai_compat.router)  # /v1: the OpenAI-compatible API
     app.add_middleware(
         BodyLimit,
         default=settings.max_request_bytes,
         upload=settings.max_upload_bytes,
         upload_paths=("/files",),
+        more_uploads={
+            "/documents": settings.kb_max_document_bytes,  # POST /kb/{id}/documents
+            "/curated/import": settings.kb_max_document_bytes,  # POST /kb/{id}/curated/import
+        },
     )
     return app

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from warbler.cli_kb import kb as kb_app
 from warbler.config import Settings, load_settings
 from warbler.errors import WarblerError
 from warbler.services import Services, build_services
@@ -18,6 +19,7 @@ from warbler.store.migrate import upgrade
 app = typer.Typer(help="Warbler: self-hosted intelligent chat server.", no_args_is_help=True)
 admin = typer.Typer(help="Create tenants, users and API keys.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
+app.add_typer(kb_app, name="kb")
 console = Console()
 
 T = TypeVar("T")

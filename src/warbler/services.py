@@ -7,6 +7,14 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from warbler.ai.bots import BotService
+from warbler.ai.engine import Engine
+from warbler.ai.provider_configs import ProviderConfigService
+from warbler.ai.quotas import QuotaService
+from warbler.ai.replies import ReplyJob
+from warbler.ai.tools.registry import ToolRegistry
+from warbler.ai.trigger import REPLY_KIND, ReplyTrigger
+from warbler.ai.usage import UsageService
 from warbler.bus.base import EventBus
 from warbler.bus.memory import MemoryBus
 from warbler.bus.redis import RedisBus, redis_client
@@ -28,9 +36,17 @@ from warbler.im.receipts import ReceiptService
 from warbler.im.retention import EventPruner
 from warbler.im.users import UserService
 from warbler.jobs.queue import JobQueue
+from warbler.jobs.runner import JobRunner, RetryPolicy
+from warbler.kb.bases import KnowledgeBaseService
+from warbler.kb.curated import CuratedService
 from warbler.kb.embedders.base import Embedder
 from warbler.kb.embedders.factory import build_embedder
-from warbler.jobs.runner import JobRunner
+from warbler.kb.ingest.blobs import build_blob_store
+from warbler.kb.ingest.jobs import INGEST_KIND, REINDEX_KIND, IngestJobs
+from warbler.kb.ingest.jobs import POLICY as INGEST_POLICY
+from warbler.kb.ingest.pipeline import Ingestor
+from warbler.kb.ingest.service import KbIngestService
+from warbler.kb.retrieve import Retriever
 from warbler.search.service import SearchService
 from warbler.security.crypto import SecretBox, load_box
 from warbler.security.outbound import OutboundPolicy
@@ -70,9 +86,24 @@ class Services:
     secrets: SecretBox
     outbound: OutboundPolicy
     embedder: Embedder
+    # Knowledge bases (who reads them) and their documents (ingestion jobs, kb/ingest/).
+    kb: KnowledgeBaseService
+    kb_ingest: KbIngestService
+    # Knowledge-base retrieval (curated answers, BM25 + vectors) and curated-answer editing.
+    retriever: Retriever
+    curated: CuratedService
     background: list[Worker] = field(default_factory=list)
     # The node's one Redis client when WARBLER_REDIS_URL is set (bus, presence, rate limits).
     redis: aioredis.Redis | None = None
+    # The AI reply engine (chat replies and the OpenAI-compatible API); needs the rest.
+    engine: Engine = field(init=False)
+    # Tools for bots: built-ins, HTTP tools, MCP servers (ai/tools/registry.py).
+    tools: ToolRegistry = field(init=False)
+    # AI bots: configurations, the tenants' providers (sealed keys), quotas, usage rows.
+    bots: BotService = field(init=False)
+    ai_providers: ProviderConfigService = field(init=False)
+    ai_quotas: QuotaService = field(init=False)
+    ai_usage: UsageService = field(init=False)
 
     async def start_background(self) -> None:
         """Start the node's background workers (see ``background``)."""
@@ -88,6 +119,10 @@ class Services:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
+        # The local model's llama.cpp server, if a bot started one (no-op otherwise).
+        from warbler.ai.providers import local
+
+        await local.aclose()
 
 
 @dataclass
@@ -97,6 +132,8 @@ class Shared:
     bus: EventBus
     presence: PresenceStore
     send_limiter: RateLimiter
+    # AI quotas: every call passes its own rate (each bot and tenant has its limits).
+    ai_limiter: RateLimiter
     redis: aioredis.Redis | None = None
     background: list[Worker] = field(default_factory=list)
 
@@ -104,7 +141,9 @@ class Shared:
 def build_shared(settings: Settings) -> Shared:
     limits = (settings.send_rate_per_second, settings.send_burst)
     if not settings.redis_url:
-        return Shared(MemoryBus(), MemoryPresenceStore(), MemoryRateLimiter(*limits))
+        return Shared(
+            MemoryBus(), MemoryPresenceStore(), MemoryRateLimiter(*limits), MemoryRateLimiter(1, 1)
+        )
     client = redis_client(settings.redis_url)
     prefix, node = settings.redis_prefix, settings.effective_node_id
     presence = RedisPresenceStore(client, prefix=prefix, node_id=node)
@@ -112,6 +151,7 @@ def build_shared(settings: Settings) -> Shared:
         bus=RedisBus(client, prefix=prefix, node_id=node),
         presence=presence,
         send_limiter=RedisRateLimiter(client, *limits, prefix=prefix),
+        ai_limiter=RedisRateLimiter(client, 1, 1, prefix=prefix, name="ai"),
         redis=client,
         background=[presence],  # the heartbeat that keeps this node's devices counted
     )
@@ -138,7 +178,16 @@ def build_services(settings: Settings) -> Services:
     jobs = JobRunner(JobQueue(db), settings)
     deliverer = WebhookDeliverer(db, settings)
     jobs.register(DELIVERY_KIND, deliverer, retry_policy(settings))
-    return Services(
+    embedder = build_embedder(settings)
+    curated = CuratedService(db, embedder, settings)
+    kb_blobs = build_blob_store(settings)
+    ingestor = Ingestor(db, kb_blobs, embedder, OutboundPolicy.from_settings(settings), settings)
+    # Re-embedding a KB for a new model re-embeds its curated questions too.
+    ingestor.reindex_hooks.append(curated.reembed)
+    ingest_jobs = IngestJobs(ingestor)
+    jobs.register(INGEST_KIND, ingest_jobs.ingest, INGEST_POLICY)
+    jobs.register(REINDEX_KIND, ingest_jobs.reindex, INGEST_POLICY)
+    services = Services(
         settings=settings,
         db=db,
         bus=bus,
@@ -166,7 +215,13 @@ def build_services(settings: Settings) -> Services:
         webhooks=WebhookService(db, jobs.queue, settings),
         secrets=load_box(settings),
         outbound=OutboundPolicy.from_settings(settings),
-        embedder=build_embedder(settings),
+        embedder=embedder,
+        kb=KnowledgeBaseService(db, jobs.queue, kb_blobs),
+        kb_ingest=KbIngestService(
+            db, jobs.queue, kb_blobs, ingestor, OutboundPolicy.from_settings(settings), settings
+        ),
+        retriever=Retriever(db, embedder, curated, settings),
+        curated=curated,
         # Stopped in reverse: the dispatcher, then the runner, then the deliverer's client.
         background=[
             *shared.background,
@@ -179,3 +234,20 @@ def build_services(settings: Settings) -> Services:
         ],
         redis=shared.redis,
     )
+    services.ai_providers = ProviderConfigService(db, services.secrets)
+    services.bots = BotService(db, services.users, services.ai_providers)
+    services.ai_quotas = QuotaService(db, shared.ai_limiter, settings)
+    services.ai_usage = UsageService(db)
+    services.tools = ToolRegistry(db, settings, services.secrets, services.outbound)
+    # AI replies: a send hook enqueues the durable reply job in the send's transaction.
+    services.engine = Engine(services)
+    services.messages.send_hooks.append(ReplyTrigger(jobs.queue, settings.ai_reply_max_attempts))
+    jobs.register(
+        REPLY_KIND,
+        ReplyJob(services),
+        # A short lease: a reply whose node died resumes within 20 s, not a minute.
+        RetryPolicy(
+            base_seconds=1.0, max_seconds=30.0, lease_seconds=min(settings.job_lease_seconds, 20.0)
+        ),
+    )
+    return services

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -22,12 +27,15 @@ import websockets
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from sqlalchemy import select
 
-from tests.conftest import API, group_of, seed_tenant, send
+from tests.conftest import API, backend_settings, free_port, group_of, seed_tenant, send
+from warbler.config import Settings
 from warbler.ids import new_id
+from warbler.im.principal import Principal
 from warbler.store.models import Base
 
 MARKERS = ("zebramarkerb", "斑马秘密", "B-group-title-quartz", "B-announcement-onyx")
 PASSWORD = "correct horse battery"
+FAKE_MCP = Path(__file__).parents[1] / "fakes" / "mcp_server.py"
 # Columns whose values move on their own (touch timestamps, the webhook dispatcher's cursor,
 # and a delivery job's progress while the runner retries it against a closed port).
 VOLATILE_COLUMNS = {"last_used_at", "cursor"}
@@ -40,11 +48,11 @@ REFUSED = {400, 403, 404, 422}
 class Ids:
     """The ids a route's path parameters and bodies are filled with."""
 
-    conversation_id: str
-    message_id: str
-    user_id: str
-    token_id: str
-    api_key_id: str
+    conversation_id: str | None = None
+    message_id: str | None = None
+    user_id: str | None = None
+    token_id: str | None = None
+    api_key_id: str | None = None
     file_id: str | None = None
     webhook_id: str | None = None
     delivery_id: str | None = None
@@ -52,6 +60,13 @@ class Ids:
     direct_id: str | None = None  # no route takes it; it is checked for leaks only
     username: str = ""
     tenant_slug: str = ""
+    bot_id: str | None = None
+    provider_id: str | None = None
+    kb_id: str | None = None
+    doc_id: str | None = None
+    answer_id: str | None = None
+    tool_id: str | None = None
+    server_id: str | None = None
 
     def path(self, template: str) -> str:
         out = template
@@ -173,6 +188,92 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): Spec(),
     ("GET", "/jobs"): Spec(query=lambda i: {"ref": i.webhook_id}, expect="clean"),
     ("POST", "/jobs/{job_id}/retry"): Spec(),
+    # bots and AI administration
+    ("POST", "/bots"): Spec(
+        body=lambda i: {"name": f"a-bot-{new_id()}", "provider_ids": [i.provider_id]}
+    ),
+    ("GET", "/bots"): Spec(expect="clean"),
+    ("GET", "/bots/{bot_id}"): Spec(),
+    ("PATCH", "/bots/{bot_id}"): Spec(body=lambda i: {"persona": "pwned", "enabled": False}),
+    ("DELETE", "/bots/{bot_id}"): Spec(),
+    ("POST", "/ai/providers"): Spec(
+        body=lambda i: {"name": f"p-{new_id()}", "kind": "openai", "api_key": "sk-a"},
+        expect="clean",
+    ),
+    ("GET", "/ai/providers"): Spec(expect="clean"),
+    ("GET", "/ai/providers/{provider_id}"): Spec(),
+    ("PATCH", "/ai/providers/{provider_id}"): Spec(
+        body=lambda i: {"base_url": "https://evil.example/v1"}
+    ),
+    ("DELETE", "/ai/providers/{provider_id}"): Spec(),
+    ("GET", "/ai/usage"): Spec(query=lambda i: {"bot_id": i.bot_id}, expect="clean"),
+    ("GET", "/ai/usage/summary"): Spec(expect="clean"),
+    ("GET", "/ai/quotas"): Spec(expect="clean"),
+    ("PUT", "/ai/quotas"): Spec(body=lambda i: {"messages_per_minute": 100}, expect="clean"),
+    # knowledge bases: B's KB is readable by members, holds one ingested document and one
+    # curated answer, all carrying a marker (see ``kb_with_content``)
+    ("POST", "/kb"): Spec(  # a group of another tenant cannot be given read access
+        body=lambda i: {"name": f"kb-{new_id()}", "read_group_ids": [i.conversation_id]}
+    ),
+    ("GET", "/kb"): Spec(expect="clean"),
+    ("GET", "/kb/{kb_id}"): Spec(),
+    ("PATCH", "/kb/{kb_id}"): Spec(body=lambda i: {"name": "pwned", "read_roles": ["visitor"]}),
+    ("DELETE", "/kb/{kb_id}"): Spec(),
+    ("POST", "/kb/search"): Spec(  # B's passages and curated answer never come back
+        body=lambda i: {"query": f"{MARKERS[0]} {MARKERS[1]}", "kb_ids": [i.kb_id]},
+        expect="clean",
+    ),
+    ("POST", "/kb/{kb_id}/reindex"): Spec(body=lambda i: {"force": True}),
+    ("POST", "/kb/{kb_id}/documents"): Spec(
+        body=lambda i: ({}, {"files": ("pwned.txt", b"pwned", "text/plain")}), multipart=True
+    ),
+    # 127.0.0.1 is allowed by this module's settings: A's own URL is queued (the job then
+    # fails to fetch it, in the background), B's KB is refused before anything is fetched.
+    ("POST", "/kb/{kb_id}/documents/url"): Spec(
+        body=lambda i: {"url": f"http://127.0.0.1:9/{new_id()}.html"}
+    ),
+    ("GET", "/kb/{kb_id}/documents"): Spec(),
+    ("GET", "/kb/{kb_id}/documents/{doc_id}"): Spec(),
+    ("POST", "/kb/{kb_id}/documents/{doc_id}/retry"): Spec(),
+    ("DELETE", "/kb/{kb_id}/documents/{doc_id}"): Spec(),
+    ("GET", "/kb/{kb_id}/curated"): Spec(),
+    ("POST", "/kb/{kb_id}/curated"): Spec(
+        body=lambda i: {"questions": ["pwned?"], "answer": "pwned"}
+    ),
+    ("POST", "/kb/{kb_id}/curated/import"): Spec(
+        body=lambda i: ({}, {"file": ("faq.csv", b"question,answer\npwned?,pwned\n", "text/csv")}),
+        multipart=True,
+    ),
+    ("GET", "/kb/{kb_id}/curated/{answer_id}"): Spec(),
+    ("PATCH", "/kb/{kb_id}/curated/{answer_id}"): Spec(
+        body=lambda i: {"answer": "pwned", "enabled": False}
+    ),
+    ("DELETE", "/kb/{kb_id}/curated/{answer_id}"): Spec(),
+    # tools (B's HTTP tool and MCP server hold sealed secrets carrying a marker)
+    ("GET", "/tools"): Spec(expect="clean"),
+    ("POST", "/tools/http"): Spec(
+        body=lambda i: {"name": tool_name("a"), "url_template": "http://127.0.0.1:9/a"},
+        expect="clean",
+    ),
+    ("GET", "/tools/http"): Spec(expect="clean"),
+    ("GET", "/tools/http/{tool_id}"): Spec(),
+    ("PATCH", "/tools/http/{tool_id}"): Spec(
+        body=lambda i: {"url_template": "http://127.0.0.1:9/pwned", "enabled": False}
+    ),
+    ("DELETE", "/tools/http/{tool_id}"): Spec(),
+    ("POST", "/tools/mcp"): Spec(
+        body=lambda i: {"name": tool_name("a"), "transport": "http", "url": "http://127.0.0.1:9/"},
+        expect="clean",
+    ),
+    ("GET", "/tools/mcp"): Spec(expect="clean"),
+    ("GET", "/tools/mcp/{server_id}"): Spec(),
+    ("PATCH", "/tools/mcp/{server_id}"): Spec(
+        body=lambda i: {"url": "http://127.0.0.1:9/pwned", "enabled": False}
+    ),
+    ("DELETE", "/tools/mcp/{server_id}"): Spec(),
+    # A's own server is a real MCP server (the ``mcp_server`` fixture), so the control
+    # lists its tools; B's is never asked.
+    ("GET", "/tools/mcp/{server_id}/tools"): Spec(),
     # WebSocket: checked by the two gateway tests at the end of this file.
     ("WS", "/ws"): Spec(ws=True),
 }
@@ -194,7 +295,20 @@ MIXED: list[tuple[str, str, Body]] = [
     ("PATCH", "/conversations/{conversation_id}/members/{user_id}", lambda i: {"role": "admin"}),
     ("POST", "/conversations/{conversation_id}/messages",
      lambda i: {"kind": "file", "file_id": i.file_id}),
+    # A's own KB with B's document or curated answer
+    ("GET", "/kb/{kb_id}/documents/{doc_id}", _no_body),
+    ("POST", "/kb/{kb_id}/documents/{doc_id}/retry", _no_body),
+    ("DELETE", "/kb/{kb_id}/documents/{doc_id}", _no_body),
+    ("GET", "/kb/{kb_id}/curated/{answer_id}", _no_body),
+    ("PATCH", "/kb/{kb_id}/curated/{answer_id}", lambda i: {"answer": "pwned"}),
+    ("DELETE", "/kb/{kb_id}/curated/{answer_id}", _no_body),
+    # A bot (new, or A's own) given B's knowledge base or provider
+    ("POST", "/bots", lambda i: {"name": f"b-{new_id()}", "kb_ids": [i.kb_id]}),
+    ("PATCH", "/bots/{bot_id}", lambda i: {"kb_ids": [i.kb_id]}),
+    ("PATCH", "/bots/{bot_id}", lambda i: {"provider_ids": [i.provider_id]}),
 ]  # fmt: skip
+# In a MIXED path, these ids are A's own (the container); every other id is B's.
+CONTAINERS = ("conversation_id", "kb_id", "bot_id")
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:
@@ -224,6 +338,8 @@ class World:
     b_headers: dict[str, str]
     b_key: str
     b_tokens: list[dict[str, str]]
+    # Where A's own MCP servers point: a closed port, or a real server for the control.
+    a_mcp_url: str = "http://127.0.0.1:9/mcp"
 
 
 async def build_tenant_b(client: httpx.AsyncClient, make_tenant: Any, services: Any) -> tuple:
@@ -243,17 +359,84 @@ async def build_tenant_b(client: httpx.AsyncClient, make_tenant: Any, services: 
     await send(client, bob, direct, f"direct {MARKERS[0]}")
     tokens = (await client.get("/auth/tokens", headers=bea.headers)).json()
     b_key = await b.api_key("admin")
-    keys = (await client.get("/api-keys", headers={"Authorization": f"Bearer {b_key}"})).json()
+    key = {"Authorization": f"Bearer {b_key}"}
+    keys = (await client.get("/api-keys", headers=key)).json()
     ids = Ids(
         conversation_id=group, message_id=msg["id"], user_id=bob.id, token_id=tokens[0]["id"],
         api_key_id=keys[0]["id"], direct_id=direct, username="bea", tenant_slug="tenant-b",
     )  # fmt: skip
     ids = replace(ids, file_id=await upload(client, bea, group, f"{MARKERS[0]}.txt"))
-    hook, delivery = await webhook_with_a_delivery(
-        client, {"Authorization": f"Bearer {b_key}"}, bea, group, f"hooked {MARKERS[0]}"
-    )
+    hook, delivery = await webhook_with_a_delivery(client, key, bea, group, f"hooked {MARKERS[0]}")
     ids = replace(ids, webhook_id=hook, delivery_id=delivery, job_id=delivery)
+    bot, provider = await bot_with_provider(client, key, MARKERS[0])
+    ids = replace(ids, bot_id=bot, provider_id=provider)
+    owner = Principal(tenant_id=b.id, user_id=bea.id, role="owner")
+    kb, doc, answer = await kb_with_content(
+        services, owner, f"{MARKERS[0]} {MARKERS[1]}", read_group_ids=[group], ingest=True
+    )
+    tool, server = await tools_of(client, key, MARKERS[0], "http://127.0.0.1:9/mcp")
+    ids = replace(ids, kb_id=kb, doc_id=doc, answer_id=answer, tool_id=tool, server_id=server)
     return b.id, ids, bea, bob, b_key
+
+
+async def bot_with_provider(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str
+) -> tuple[str, str]:
+    """A provider (with a key) and a bot that uses it."""
+    r = await client.post("/ai/providers", json={"name": f"p-{new_id()}", "kind": "openai",
+                          "api_key": f"sk-{name}-0123456789abcdef"}, headers=headers)  # fmt: skip
+    assert r.status_code == 201, r.text
+    provider = r.json()["id"]
+    r = await client.post("/bots", json={"name": name, "persona": name,
+                          "provider_ids": [provider]}, headers=headers)  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"]), str(provider)
+
+
+async def kb_with_content(
+    services: Any, owner: Principal, words: str, *, read_group_ids: list[str], ingest: bool
+) -> tuple[str, str, str]:
+    """A KB readable by members (and the given groups) with one text document (ingested
+    now, or left pending with no job, so that retrying it is allowed) and one curated
+    answer, each carrying ``words``."""
+    kb = await services.kb.create(owner, name=f"{words} help {new_id()}",
+                                  description=f"about {words}", read_roles=["member"],
+                                  read_group_ids=read_group_ids)  # fmt: skip
+    text = f"{words}: refunds of {words} orders take seven days. 退款七天内到账。"
+    submitted = await services.kb_ingest.submit_file(
+        owner, kb["id"], f"{words}.txt", text.encode(), enqueue=False
+    )
+    if ingest:
+        await services.kb_ingest.ingest_now(owner, submitted)
+    answer = await services.curated.create(
+        owner, kb["id"], questions=[words, f"how do {words} refunds work?"],
+        answer=f"{words} refunds take seven days.", link="https://help.example/refunds",
+    )  # fmt: skip
+    return str(kb["id"]), str(submitted.document["id"]), str(answer["id"])
+
+
+def tool_name(prefix: str) -> str:
+    """A fresh tool or MCP server name (a-z, 0-9, _)."""
+    return f"{prefix}_{new_id().lower()}"
+
+
+async def tools_of(
+    client: httpx.AsyncClient, headers: dict[str, str], marker: str, mcp_url: str
+) -> tuple[str, str]:
+    """An HTTP tool and an MCP server, named after ``marker``, each with a sealed secret."""
+    r = await client.post("/tools/http", json={
+        "name": tool_name(marker), "description": f"{marker} orders",
+        "url_template": "http://127.0.0.1:9/orders",
+        "auth_header": {"name": "Authorization", "value": f"Bearer {marker}-secret"},
+    }, headers=headers)  # fmt: skip
+    assert r.status_code == 201, r.text
+    tool = str(r.json()["id"])
+    r = await client.post("/tools/mcp", json={
+        "name": tool_name(marker), "description": f"{marker} files", "transport": "http",
+        "url": mcp_url, "headers": {"X-Secret": f"{marker}-secret"},
+    }, headers=headers)  # fmt: skip
+    assert r.status_code == 201, r.text
+    return tool, str(r.json()["id"])
 
 
 async def upload(client: httpx.AsyncClient, actor: Any, conv: str, name: str) -> str:
@@ -290,28 +473,75 @@ async def webhook_with_a_delivery(
     raise AssertionError("the webhook never got a delivery")
 
 
-async def a_victims(client: httpx.AsyncClient, services: Any, world: World, path: str = "") -> Ids:
-    """Fresh A-owned things for one control call (calls may revoke, recall or remove them)."""
+class _Reads:
+    """Stands in for ``Ids`` to learn which ids a body or query reads."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __getattr__(self, name: str) -> str:
+        self.names.add(name)
+        return "x"
+
+
+def ids_needed(path: str, *bodies: Callable[[Ids], Any] | None) -> set[str]:
+    """The ids a call needs: its path parameters and what its body and query read."""
+    reads = _Reads()
+    for body in bodies:
+        if body is not None:
+            body(cast(Ids, reads))
+    return reads.names | {f.name for f in fields(Ids) if "{" + f.name + "}" in path}
+
+
+async def a_victims(
+    client: httpx.AsyncClient, services: Any, world: World, need: set[str], *, settled: bool = False
+) -> Ids:
+    """Fresh A-owned things for one control call (calls may revoke, recall or remove them);
+    only those in ``need`` (and what they depend on) are made, since each takes a moment.
+    ``settled``: a webhook delivery that has used up its attempts (for retrying it)."""
     t = world.a_tenant
     tok = await services.auth.issue_token(t.id, world.a_owner.id)
     owner = replace(world.a_owner, token=tok["access_token"])
-    other = await services.users.create_user(t.id, username=f"v-{new_id()}")
-    conv = await group_of(client, owner, _actor(other, t.id), title="a group")
-    msg = await send(client, owner, conv, "a message")
-    token = await services.auth.issue_token(t.id, owner.id, device="spare")
-    key = await services.auth.create_api_key(t.id, name="spare", scopes=["users:read"],
-                                             created_by=None)  # fmt: skip
-    ids = Ids(
-        conversation_id=conv, message_id=msg["id"], user_id=other["id"],
-        token_id=token["token_id"], api_key_id=key["id"], username="ann", tenant_slug="tenant-a",
-        file_id=await upload(client, owner, conv, "a.txt"),
-    )  # fmt: skip
-    if "webhook_id" in path or "job_id" in path:  # only where needed: it takes a moment
-        headers = {"Authorization": f"Bearer {world.a_key}"}
+    admin = {"Authorization": f"Bearer {world.a_key}"}
+    need = set(need)
+    if need & {"message_id", "file_id", "webhook_id", "delivery_id", "job_id"}:
+        need.add("conversation_id")
+    ids = Ids(username="ann", tenant_slug="tenant-a")
+    if need & {"user_id", "conversation_id"}:
+        other = await services.users.create_user(t.id, username=f"v-{new_id()}")
+        ids = replace(ids, user_id=other["id"])
+    if "conversation_id" in need:
+        conv = await group_of(client, owner, _actor(other, t.id), title="a group")
+        msg = await send(client, owner, conv, "a message")
+        file_id = await upload(client, owner, conv, "a.txt") if "file_id" in need else None
+        ids = replace(ids, conversation_id=conv, message_id=msg["id"], file_id=file_id)
+    if "token_id" in need:
+        token = await services.auth.issue_token(t.id, owner.id, device="spare")
+        ids = replace(ids, token_id=token["token_id"])
+    if "api_key_id" in need:
+        key = await services.auth.create_api_key(t.id, name="spare", scopes=["users:read"],
+                                                 created_by=None)  # fmt: skip
+        ids = replace(ids, api_key_id=key["id"])
+    if need & {"webhook_id", "delivery_id", "job_id"}:
         hook, delivery = await webhook_with_a_delivery(
-            client, headers, owner, conv, "hooked", settled="retry" in path
+            client, admin, owner, str(ids.conversation_id), "hooked", settled=settled
         )
         ids = replace(ids, webhook_id=hook, delivery_id=delivery, job_id=delivery)
+    if need & {"bot_id", "provider_id"}:
+        # A bot, and a provider no bot uses (a used one cannot be deleted).
+        bot, _ = await bot_with_provider(client, admin, "a bot")
+        r = await client.post("/ai/providers", json={"name": f"p-{new_id()}", "kind": "openai"},
+                              headers=admin)  # fmt: skip
+        ids = replace(ids, bot_id=bot, provider_id=r.json()["id"])
+    if need & {"kb_id", "doc_id", "answer_id"}:
+        principal = Principal(tenant_id=t.id, user_id=owner.id, role="owner")
+        kb, doc, answer = await kb_with_content(
+            services, principal, "akb", read_group_ids=[], ingest=False
+        )
+        ids = replace(ids, kb_id=kb, doc_id=doc, answer_id=answer)
+    if need & {"tool_id", "server_id"}:
+        tool, server = await tools_of(client, admin, "a", world.a_mcp_url)
+        ids = replace(ids, tool_id=tool, server_id=server)
     return ids
 
 
@@ -322,10 +552,52 @@ def _actor(user: dict[str, Any], tenant_id: str) -> Any:
 
 
 @pytest.fixture
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    # A's and B's tools, MCP servers and KB URLs point at 127.0.0.1 (nothing leaves the
+    # host). Two delivery attempts: a delivery to retry is dead (settled) sooner.
+    return backend_settings(
+        backend, request, tmp_path / "data", outbound_allowed_hosts=["127.0.0.1"],
+        webhook_max_attempts=2,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mcp_server() -> Iterator[str]:
+    """A real MCP server (tests/fakes/mcp_server.py over HTTP) in its own process, stopped
+    by PID: what A's own MCP servers point at in the control."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_MCP), "http", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the MCP server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
 async def world(client: httpx.AsyncClient, make_tenant: Any, services: Any) -> World:
     a = await make_tenant("tenant-a")
     ann = await a.user("ann", role="owner")
     b_tenant_id, ids, bea, bob, b_key = await build_tenant_b(client, make_tenant, services)
+    # A has a KB with content of its own, so a search by A really searches.
+    a_owner = Principal(tenant_id=a.id, user_id=ann.id, role="owner")
+    await kb_with_content(services, a_owner, "akb 测试", read_group_ids=[], ingest=True)
     return World(
         a_owner=ann, a_tenant=a, a_key=await a.api_key("admin"), b_tenant_id=b_tenant_id,
         b_ids=ids,
@@ -359,7 +631,10 @@ def assert_nothing_of_b(r: httpx.Response, ids: Ids, where: str) -> None:
     if r.content and r.headers.get("content-type", "").startswith("application/json"):
         body = r.json()
         if isinstance(body, dict):
-            body.pop("query_tokens", None)  # search echoes the query's own words
+            # Search echoes the query's own words (message search its tokens, KB search
+            # the query itself): those are the caller's, not B's.
+            body.pop("query_tokens", None)
+            body.pop("query", None)
         text = json.dumps(body, ensure_ascii=False)
     else:
         text = r.text
@@ -424,9 +699,10 @@ async def test_b_ids_in_bodies_of_a_own_conversation_are_refused(client, service
     before = await tenant_rows(services, world.b_tenant_id)
     failures = []
     for method, path, body in MIXED:
-        victims = await a_victims(client, services, world)
-        # A's own conversation (the caller owns it) with B's message and user ids.
-        ids = replace(world.b_ids, conversation_id=victims.conversation_id)
+        own = [f for f in CONTAINERS if "{" + f + "}" in path]
+        victims = await a_victims(client, services, world, set(own))
+        # A's own conversation, KB or bot (the caller owns it) with B's other ids.
+        ids = replace(world.b_ids, **{f: getattr(victims, f) for f in own})
         headers = (await callers(services, world))[0][1]
         r = await call(client, method, path, Spec(body=body), ids, headers)
         if r.status_code not in REFUSED:
@@ -436,13 +712,15 @@ async def test_b_ids_in_bodies_of_a_own_conversation_are_refused(client, service
     assert await tenant_rows(services, world.b_tenant_id) == before
 
 
-async def test_every_route_works_for_a_with_a_own_ids(app, client, services, world):
+async def test_every_route_works_for_a_with_a_own_ids(app, client, services, world, mcp_server):
     """The control: the same calls with A's own ids succeed, so the bodies above are valid
     and a refusal with B's ids comes from isolation, not from a malformed request."""
+    world = replace(world, a_mcp_url=mcp_server)
     failures = []
     for method, path in sorted(k for k in app_routes(app) & ROUTES.keys() if not ROUTES[k].ws):
         spec = ROUTES[(method, path)]
-        victims = await a_victims(client, services, world, path)
+        need = ids_needed(path, spec.body, spec.query)
+        victims = await a_victims(client, services, world, need, settled="retry" in path)
         headers = (await callers(services, world))[0][1]
         r = await call(client, method, path, spec, victims, headers)
         if r.status_code >= 300:

@@ -13,11 +13,23 @@ MULTIPART_OVERHEAD = 64 * 1024
 class BodyLimit:
     """Rejects bodies over the limit: at once by Content-Length, else while streaming."""
 
-    def __init__(self, app: ASGIApp, *, default: int, upload: int, upload_paths: tuple[str, ...]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default: int,
+        upload: int,
+        upload_paths: tuple[str, ...],
+        more_uploads: dict[str, int] | None = None,
+    ):
         self.app = app
         self.default = default
         self.upload = upload + MULTIPART_OVERHEAD
         self.upload_paths = upload_paths
+        # Upload routes with a limit of their own, by path suffix (KB documents).
+        self.more_uploads = {
+            suffix: size + MULTIPART_OVERHEAD for suffix, size in (more_uploads or {}).items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,6 +37,9 @@ class BodyLimit:
             return
         path: str = scope["path"]
         limit = self.upload if path.endswith(self.upload_paths) else self.default
+        for suffix, size in self.more_uploads.items():
+            if path.endswith(suffix):
+                limit = size
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,13 @@ from warbler.store.models import Conversation, Member, Message, MessageHide, Sto
 
 USER_KINDS = ("text", "image", "file", "card")
 EDITABLE_KINDS = ("text", "card")
+
+# Called inside the send transaction after the message is stored, with
+# (session, after, conversation, message view, sender): work that must exist iff the message
+# commits (a bot's reply job) enqueues here. Keep hooks cheap: they are on every send.
+SendHook = Callable[
+    [AsyncSession, PostCommit, Conversation, dict[str, Any], Principal], Awaitable[None]
+]
 
 
 @dataclass(slots=True)
@@ -55,6 +63,7 @@ class MessageService:
         self.events = events
         self.limits = limits
         self.rate = rate
+        self.send_hooks: list[SendHook] = []
 
     # -- send --------------------------------------------------------------------------
 
@@ -82,6 +91,8 @@ class MessageService:
                 msg = await append(
                     s, after, self.events, conv, sender_id=sender, draft=draft, file=file
                 )
+                for hook in self.send_hooks:
+                    await hook(s, after, conv, msg, principal)
                 # Sending implies having read everything up to one's own message.
                 member.last_read_seq = msg["seq"]
                 return msg, True

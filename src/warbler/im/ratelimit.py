@@ -1,5 +1,8 @@
 """Rate limits: a token bucket per key (a user's sends). In memory on the embedded default;
-a shared implementation of ``RateLimiter`` (Redis) makes the counters cluster-wide."""
+a shared implementation of ``RateLimiter`` (Redis) makes the counters cluster-wide.
+
+A limiter has a default rate and burst; a call may pass its own (``rate_per_second``,
+``burst``) when limits differ per key, as AI quotas do (each bot and tenant has its own)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ from warbler.errors import RateLimited
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str) -> float:
-        """Take one token for ``key``; returns 0 if allowed, else seconds until one is free."""
+    async def hit(
+        self, key: str, *, rate_per_second: float | None = None, burst: float | None = None
+    ) -> float:
+        """Take one token for ``key``; returns 0 if allowed, else seconds until one is free.
+        ``rate_per_second``/``burst`` override the limiter's defaults for this key."""
 
 
 class MemoryRateLimiter:
@@ -20,24 +26,28 @@ class MemoryRateLimiter:
         self.rate = rate_per_second
         self.burst = float(burst)
         self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
+        # key -> (tokens, last time, seconds an empty bucket takes to refill)
+        self._buckets: dict[str, tuple[float, float, float]] = {}
 
-    async def hit(self, key: str) -> float:
+    async def hit(
+        self, key: str, *, rate_per_second: float | None = None, burst: float | None = None
+    ) -> float:
+        rate = self.rate if rate_per_second is None else rate_per_second
+        cap = self.burst if burst is None else float(burst)
         now = time.monotonic()
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        tokens, last, _ = self._buckets.get(key, (cap, now, 0.0))
+        tokens = min(cap, tokens + (now - last) * rate)
         if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1.0, now)
+            self._buckets[key] = (tokens, now, cap / rate)
+            return (1.0 - tokens) / rate
+        self._buckets[key] = (tokens - 1.0, now, cap / rate)
         if len(self._buckets) > self.max_keys:
             self._forget_full(now)
         return 0.0
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled: they hold no information."""
-        refill = self.burst / self.rate
-        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill}
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < v[2]}
 
 
 async def enforce(limiter: RateLimiter, key: str, what: str) -> None:

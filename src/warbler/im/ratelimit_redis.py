@@ -5,7 +5,7 @@ loads it again on NOSCRIPT, e.g. after a Redis restart). The script reads Redis'
 (TIME), so nodes with skewed clocks still agree. A bucket is the hash
 ``<prefix>rate:<name>:<key>`` with fields ``tokens`` and ``ts``; it expires once it would be
 full again (burst / rate seconds, at least one second), since a full bucket holds no
-information.
+information. A call may pass its own rate and burst (per-key limits, as AI quotas have).
 
 If Redis is unreachable or slow (over ``timeout``), the limiter fails OPEN: the call is
 allowed and a warning is logged at most once a minute. A rate limit protects against abuse;
@@ -63,18 +63,26 @@ class RedisRateLimiter:
         self.burst = float(burst)
         self.key_prefix = f"{prefix}rate:{name}:"
         self.timeout = timeout
-        self.ttl_ms = max(1000, math.ceil(self.burst / self.rate * 1000))
+        self.ttl_ms = _ttl_ms(self.rate, self.burst)
         self._script = client.register_script(TOKEN_BUCKET)
         self._warn = ThrottledWarning(log)
 
-    async def hit(self, key: str) -> float:
+    async def hit(
+        self, key: str, *, rate_per_second: float | None = None, burst: float | None = None
+    ) -> float:
         """Take one token for ``key``; 0 if allowed, else seconds until one is free."""
+        rate = self.rate if rate_per_second is None else rate_per_second
+        cap = self.burst if burst is None else float(burst)
+        ttl_ms = self.ttl_ms if rate_per_second is None and burst is None else _ttl_ms(rate, cap)
         try:
             async with asyncio.timeout(self.timeout):
-                wait = await self._script(
-                    keys=[self.key_prefix + key], args=[self.rate, self.burst, self.ttl_ms]
-                )
+                wait = await self._script(keys=[self.key_prefix + key], args=[rate, cap, ttl_ms])
         except REDIS_ERRORS as exc:
             self._warn("rate limiter cannot reach Redis (%s); allowing requests", exc)
             return 0.0
         return float(wait)
+
+
+def _ttl_ms(rate: float, burst: float) -> int:
+    """How long a bucket outlives its last hit: until it would be full again."""
+    return max(1000, math.ceil(burst / rate * 1000))

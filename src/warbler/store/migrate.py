@@ -24,8 +24,13 @@ SchemaState = Literal["current", "ahead", "behind"]
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """Autogenerate ignores the full-text tables that migrations create by hand."""
-    return not (type_ == "table" and name is not None and name.startswith("message_search"))
+    """Autogenerate ignores the full-text tables that migrations create by hand, and the
+    pgvector side tables the retriever creates at run time (``warbler.kb.vectors.pgvector``)."""
+    return not (
+        type_ == "table"
+        and name is not None
+        and name.startswith(("message_search", "kb_chunk_vectors_"))
+    )
 
 
 def _config(connection: Any) -> Config:

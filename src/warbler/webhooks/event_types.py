@@ -10,6 +10,8 @@ EVENT_TYPES = (
     "message.new",
     "message.edited",
     "message.recalled",
+    "message.completed",  # a bot's streamed reply is finished (usage and sources attached)
+    "support.handoff_requested",  # a bot asked for a human to take over the conversation
     "member.added",
     "member.removed",
     "member.updated",

@@ -69,7 +69,7 @@ async def resolve_public(url: httpx.URL) -> str:
         if not is_public(address):
             raise TargetRejected(
                 f"the host {host!r} resolves to a non-public address ({address}); "
-                "webhooks may only call public addresses",
+                "only public addresses may be called (an operator can allow a host)",
                 details={"field": "url", "host": host, "address": address},
             )
     return addresses[0]

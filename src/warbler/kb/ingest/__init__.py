@@ -1,0 +1,1 @@
+"""Knowledge-base ingestion: submission (service), the work (pipeline), its jobs."""

@@ -1,0 +1,1 @@
+"""Dense (vector) search over knowledge-base chunks: exact in memory, or pgvector."""
