@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -49,7 +50,26 @@ def test_make_run_serves_the_demo_tenant(tmp_path):
         assert "General 综合" in titles
         found = httpx.get(f"{base}/api/v1/search", params={"q": "退款"}, headers=headers).json()
         assert found["results"], "the demo history is searchable in Chinese"
-        assert "admin scope" in (tmp_path / "make-run.log").read_text()
+        printed = (tmp_path / "make-run.log").read_text()
+        assert "admin scope" in printed
+        key = re.search(r"(wbk_[A-Za-z0-9_-]+)", printed).group(1)
+        # The README's curl to the demo bot, with no model configured: a cited answer.
+        answer = httpx.post(
+            f"{base}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+            json={"model": "assistant",
+                  "messages": [{"role": "user", "content": "退款多久能到账？"}]},
+            timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["citations"], answer.text
+        # The README's Python snippet that asks the bot in chat, run as written.
+        snippet = _readme_block("ask_the_bot").replace("http://127.0.0.1:8000", base)
+        out = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "-c", snippet],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "30 days" in out.stdout, out.stdout
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -58,3 +78,11 @@ def test_make_run_serves_the_demo_tenant(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def _readme_block(marker: str) -> str:
+    """The README's Python code block that contains ``marker``, with the tour's import."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    found = [b for b in blocks if marker in b]
+    assert found, f"no README python block mentions {marker}"
+    return "import asyncio\nfrom warbler_client import AsyncClient\n\n" + found[0]

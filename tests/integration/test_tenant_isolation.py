@@ -271,8 +271,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
         body=lambda i: {"url": "http://127.0.0.1:9/pwned", "enabled": False}
     ),
     ("DELETE", "/tools/mcp/{server_id}"): Spec(),
-    # A's own server is a real MCP server (the ``mcp_server`` fixture), so the control
-    # lists its tools; B's is never asked.
+    # A's and B's servers are a real MCP server (the ``mcp_server`` fixture): the control
+    # lists its tools, and a call that reached B's server would list them too, with B's
+    # server name in every ref.
     ("GET", "/tools/mcp/{server_id}/tools"): Spec(),
     # WebSocket: checked by the two gateway tests at the end of this file.
     ("WS", "/ws"): Spec(ws=True),
@@ -338,11 +339,13 @@ class World:
     b_headers: dict[str, str]
     b_key: str
     b_tokens: list[dict[str, str]]
-    # Where A's own MCP servers point: a closed port, or a real server for the control.
-    a_mcp_url: str = "http://127.0.0.1:9/mcp"
+    a_kb_id: str = ""  # A's own KB with a document and a curated answer
+    mcp_url: str = ""  # the real MCP server that A's and B's MCP servers point at
 
 
-async def build_tenant_b(client: httpx.AsyncClient, make_tenant: Any, services: Any) -> tuple:
+async def build_tenant_b(
+    client: httpx.AsyncClient, make_tenant: Any, services: Any, mcp_url: str
+) -> tuple:
     b = await make_tenant("tenant-b")
     bea, bob = await b.user("bea", role="owner"), await b.user("bob")
     group = await group_of(client, bea, bob, title=MARKERS[2])
@@ -374,7 +377,7 @@ async def build_tenant_b(client: httpx.AsyncClient, make_tenant: Any, services: 
     kb, doc, answer = await kb_with_content(
         services, owner, f"{MARKERS[0]} {MARKERS[1]}", read_group_ids=[group], ingest=True
     )
-    tool, server = await tools_of(client, key, MARKERS[0], "http://127.0.0.1:9/mcp")
+    tool, server = await tools_of(client, key, MARKERS[0], mcp_url)
     ids = replace(ids, kb_id=kb, doc_id=doc, answer_id=answer, tool_id=tool, server_id=server)
     return b.id, ids, bea, bob, b_key
 
@@ -540,7 +543,7 @@ async def a_victims(
         )
         ids = replace(ids, kb_id=kb, doc_id=doc, answer_id=answer)
     if need & {"tool_id", "server_id"}:
-        tool, server = await tools_of(client, admin, "a", world.a_mcp_url)
+        tool, server = await tools_of(client, admin, "a", world.mcp_url)
         ids = replace(ids, tool_id=tool, server_id=server)
     return ids
 
@@ -563,8 +566,8 @@ def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Se
 
 @pytest.fixture(scope="module")
 def mcp_server() -> Iterator[str]:
-    """A real MCP server (tests/fakes/mcp_server.py over HTTP) in its own process, stopped
-    by PID: what A's own MCP servers point at in the control."""
+    """A real MCP server (tests/fakes/mcp_server.py over HTTP, tools ``add`` and ``greet``)
+    in its own process, stopped by PID."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(FAKE_MCP), "http", "--port", str(port)],
@@ -591,16 +594,22 @@ def mcp_server() -> Iterator[str]:
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, make_tenant: Any, services: Any) -> World:
+async def world(
+    client: httpx.AsyncClient, make_tenant: Any, services: Any, mcp_server: str
+) -> World:
     a = await make_tenant("tenant-a")
     ann = await a.user("ann", role="owner")
-    b_tenant_id, ids, bea, bob, b_key = await build_tenant_b(client, make_tenant, services)
+    b_tenant_id, ids, bea, bob, b_key = await build_tenant_b(
+        client, make_tenant, services, mcp_server
+    )
     # A has a KB with content of its own, so a search by A really searches.
     a_owner = Principal(tenant_id=a.id, user_id=ann.id, role="owner")
-    await kb_with_content(services, a_owner, "akb 测试", read_group_ids=[], ingest=True)
+    a_kb, _, _ = await kb_with_content(
+        services, a_owner, "akb 测试", read_group_ids=[], ingest=True
+    )
     return World(
         a_owner=ann, a_tenant=a, a_key=await a.api_key("admin"), b_tenant_id=b_tenant_id,
-        b_ids=ids,
+        b_ids=ids, a_kb_id=a_kb, mcp_url=mcp_server,
         b_headers=bea.headers, b_key=b_key,
         b_tokens=[bea.headers, bob.headers],
     )  # fmt: skip
@@ -695,13 +704,37 @@ async def test_a_member_of_tenant_a_reaches_nothing_of_tenant_b(app, client, ser
     await assert_b_still_works(client, world)
 
 
+async def test_kb_search_by_a_finds_a_own_passages_and_nothing_of_b(client, services, world):
+    """Questions that B's document and curated answer match as well as A's do (or word for
+    word), asked over every KB A may read, over B's KB, or over both: A's own passages come
+    back, nothing of B."""
+    generic = "how long do refunds of orders take? 退款多久到账"
+    b_phrasing = f"how do {MARKERS[0]} {MARKERS[1]} refunds work?"  # B's curated question
+    b_kb, a_kb = world.b_ids.kb_id, world.a_kb_id
+    for name, headers in await callers(services, world):
+        if name == "A key as B's user":
+            continue  # refused outright (the table above checks it)
+        for query in (generic, b_phrasing):
+            for kb_ids, searched in ((None, [a_kb]), ([b_kb], []), ([b_kb, a_kb], [a_kb])):
+                where = f"POST /kb/search {query!r} as {name} over {kb_ids}"
+                r = await client.post("/kb/search", json={"query": query, "kb_ids": kb_ids},
+                                      headers=headers)  # fmt: skip
+                assert r.status_code == 200, f"{where}: {r.text}"
+                assert_nothing_of_b(r, world.b_ids, where)
+                found = r.json()
+                assert found["searched_kb_ids"] == searched, where
+                kbs = {p["kb_id"] for p in found["passages"]}
+                assert kbs == set(searched) if query == generic else kbs <= {a_kb}, where
+
+
 async def test_b_ids_in_bodies_of_a_own_conversation_are_refused(client, services, world):
     before = await tenant_rows(services, world.b_tenant_id)
     failures = []
+    # A's own conversation, KB and bot (every call below must be refused, so they stay).
+    victims = await a_victims(client, services, world, set(CONTAINERS))
     for method, path, body in MIXED:
+        # The container in the path is A's own (the caller owns it); the other ids are B's.
         own = [f for f in CONTAINERS if "{" + f + "}" in path]
-        victims = await a_victims(client, services, world, set(own))
-        # A's own conversation, KB or bot (the caller owns it) with B's other ids.
         ids = replace(world.b_ids, **{f: getattr(victims, f) for f in own})
         headers = (await callers(services, world))[0][1]
         r = await call(client, method, path, Spec(body=body), ids, headers)
@@ -712,10 +745,9 @@ async def test_b_ids_in_bodies_of_a_own_conversation_are_refused(client, service
     assert await tenant_rows(services, world.b_tenant_id) == before
 
 
-async def test_every_route_works_for_a_with_a_own_ids(app, client, services, world, mcp_server):
+async def test_every_route_works_for_a_with_a_own_ids(app, client, services, world):
     """The control: the same calls with A's own ids succeed, so the bodies above are valid
     and a refusal with B's ids comes from isolation, not from a malformed request."""
-    world = replace(world, a_mcp_url=mcp_server)
     failures = []
     for method, path in sorted(k for k in app_routes(app) & ROUTES.keys() if not ROUTES[k].ws):
         spec = ROUTES[(method, path)]

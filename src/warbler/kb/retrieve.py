@@ -296,12 +296,19 @@ class Retriever:
         if not ids:
             return {}
         async with self.db.read() as s:
+            # By primary key only: given "tenant_id = ? AND id IN (...)", SQLite walks the
+            # tenant's index over every chunk of the tenant (150 ms at 100k chunks instead of
+            # under 1). The tenant is still checked, on the rows.
             rows = await s.execute(
                 select(KbChunk, KbDocument.title, KbDocument.link)
                 .join(KbDocument, KbDocument.id == KbChunk.document_id)
-                .where(KbChunk.tenant_id == tenant_id, KbChunk.id.in_(ids))
+                .where(KbChunk.id.in_(ids))
             )
-            return {chunk.id: (chunk, title, link) for chunk, title, link in rows.all()}
+            return {
+                chunk.id: (chunk, title, link)
+                for chunk, title, link in rows.all()
+                if chunk.tenant_id == tenant_id
+            }
 
 
 def _ms(started: float) -> float:
