@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -81,6 +82,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         raw_s = time.perf_counter() - started
     finally:
         await services.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
     rows_out = [
         {"what": "ingestion (parse, chunk, embed, store)", "documents_per_s": len(docs) / ingest_s,
          "chunks_per_s": chunks / ingest_s, "seconds": ingest_s},

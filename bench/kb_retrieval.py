@@ -19,6 +19,7 @@ import asyncio
 import random
 import re
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -177,7 +178,8 @@ async def end_to_end(
     from warbler.store.migrate import upgrade
     from warbler.store.models_kb import KbChunk, KbDocument, KnowledgeBase
 
-    services = build_services(make_settings(Path(tempfile.mkdtemp(prefix="warbler-kbbench-"))))
+    data_dir = Path(tempfile.mkdtemp(prefix="warbler-kbbench-"))
+    services = build_services(make_settings(data_dir))
     try:
         await upgrade(services.db)
         tenant = await services.users.create_tenant(slug="bench", name="Bench")
@@ -224,6 +226,7 @@ async def end_to_end(
                  "p50_ms": p50, "p95_ms": p95}]  # fmt: skip
     finally:
         await services.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def pgvector_search(

@@ -32,7 +32,10 @@ from warbler.kb.parsers import format_for
 from warbler.services import Services, build_services
 from warbler.store.migrate import upgrade
 
-kb = typer.Typer(help="Knowledge bases: ingest documents.", no_args_is_help=True)
+kb = typer.Typer(
+    help="Knowledge bases: ingest documents, import curated answers, evaluate retrieval.",
+    no_args_is_help=True,
+)
 console = Console()
 
 T = TypeVar("T")

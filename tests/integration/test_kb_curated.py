@@ -211,3 +211,41 @@ async def test_only_admins_and_kb_write_keys_change_curated_answers(services, cl
     assert (await client.post(base, json=body, headers=boss.headers)).status_code == 404
     assert (await client.delete(f"{base}/{answer_id}", headers=boss.headers)).status_code == 404
     assert (await client.get(base, headers=admin.headers)).json()[0]["answer"] == "Yes, for ¥10."
+
+
+async def test_a_new_embedding_model_re_embeds_the_curated_questions(services, make_tenant):
+    from sqlalchemy import select
+
+    from warbler.store.models_kb import CuratedQuestion, KnowledgeBase
+
+    tenant = await make_tenant()
+    kb_id = await create_kb(services, tenant.id)
+    principal = admin_of(tenant.id)
+    await services.curated.create(
+        principal,
+        kb_id,
+        questions=["Where is your showroom?", "展厅在哪"],
+        answer="88 Huaihai Road.",
+    )
+
+    class Renamed:  # the same vectors under another model name, as after a model change
+        name, dim = "renamed-model", services.embedder.dim
+        embed_queries = staticmethod(services.embedder.embed_queries)
+        embed_passages = staticmethod(services.embedder.embed_passages)
+
+    services.curated.embedder = Renamed()
+    # Until re-embedded, phrasings of the old model are embedded again in memory to match.
+    hit = (await services.retriever.retrieve(principal, "Where's the showroom?")).curated
+    assert hit is not None and hit.answer == "88 Huaihai Road."
+    async with services.db.read() as s:
+        before = await s.scalar(
+            select(KnowledgeBase.content_version).where(KnowledgeBase.id == kb_id)
+        )
+    assert await services.curated.reembed(tenant.id, kb_id) == 2
+    assert await services.curated.reembed(tenant.id, kb_id) == 0
+    async with services.db.read() as s:
+        names = set((await s.scalars(select(CuratedQuestion.embedder))).all())
+        after = await s.scalar(
+            select(KnowledgeBase.content_version).where(KnowledgeBase.id == kb_id)
+        )
+    assert names == {"renamed-model"} and after == before + 1

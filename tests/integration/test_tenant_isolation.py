@@ -5,7 +5,9 @@ until someone decides how it is checked. Each route is called with B's real ids 
 path parameter (and in the body where an id fits) by three callers of tenant A: the owner's
 access token, A's admin API key acting as B's user, and A's admin API key as a service.
 Each route is also called once with A's own ids by A's owner, which proves the body is valid
-and the route works, so a refusal with B's ids means isolation and not a typo.
+and the route works, so a refusal with B's ids means isolation and not a typo. ``MIXED``
+puts B's ids inside A's own containers (conversation, KB, bot); knowledge-base search gets
+questions B's content answers best. Every id of B is a secret: no 2xx answer may carry one.
 """
 
 from __future__ import annotations
@@ -849,10 +851,15 @@ async def test_websocket_of_a_user_never_carries_an_event_of_tenant_b(tmp_path, 
         assert secret not in text
 
 
-async def test_a_token_with_x_warbler_user_is_refused(tmp_path, server_factory, client, world):
-    tok = world.a_owner.headers
-    r = await client.get("/users/me", headers={**tok, "X-Warbler-User": world.b_ids.user_id})
+async def test_a_token_with_x_warbler_user_is_refused(client, make_tenant):
+    ann = await (await make_tenant("tenant-a")).user("ann", role="owner")
+    bea = await (await make_tenant("tenant-b")).user("bea", role="owner")
+    r = await client.get("/users/me", headers={**ann.headers, "X-Warbler-User": bea.id})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
+
+
+async def test_a_websocket_with_a_token_and_x_warbler_user_is_closed(tmp_path, server_factory):
+    # A server process of its own (SQLite): not parametrized over the stores.
     data = tmp_path / "ws-data"
     a = await asyncio.to_thread(seed_tenant, data, "tenant-a", [("ann", "owner")])
     b = await asyncio.to_thread(seed_tenant, data, "tenant-b", [("bea", "owner")])

