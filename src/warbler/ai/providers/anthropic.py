@@ -34,8 +34,7 @@ from warbler.ai.providers.base import (
     ToolCallsReady,
     Usage,
 )
-from warbler.ai.providers.config import ProviderConfig
-from warbler.ai.providers.openai_compat import make_client, parse_arguments
+from warbler.ai.providers.openai_compat import HttpProvider, parse_arguments
 from warbler.ai.providers.sse import SseDecoder
 from warbler.ai.providers.transport import (
     Deadline,
@@ -45,8 +44,6 @@ from warbler.ai.providers.transport import (
     scrub,
     transport_error,
 )
-from warbler.config import Settings
-from warbler.security.outbound import OutboundPolicy
 
 log = logging.getLogger("warbler.ai.providers")
 
@@ -64,32 +61,8 @@ _STOP: dict[str, FinishReason] = {
 }
 
 
-class AnthropicProvider:
-    def __init__(
-        self,
-        config: ProviderConfig,
-        settings: Settings,
-        *,
-        client: httpx.AsyncClient | None = None,
-        outbound: OutboundPolicy | None = None,
-    ) -> None:
-        self.config = config
-        self.name = config.label
-        self._settings = settings
-        self._outbound = outbound
-        self._own_client = client is None
-        self._client = client or make_client(config, settings)
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(name={self.name!r}, base_url={self.config.endpoint!r})"
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self.config.api_key, *self.config.headers.values())
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
+class AnthropicProvider(HttpProvider):
+    """The Messages API over httpx, streamed (or not: ``ProviderConfig.stream``)."""
 
     def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         system = "\n\n".join(

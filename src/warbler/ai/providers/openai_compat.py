@@ -74,8 +74,8 @@ def make_client(config: ProviderConfig, settings: Settings) -> httpx.AsyncClient
     )
 
 
-class OpenAICompatProvider:
-    """Chat completions over httpx, streamed (or not: ``ProviderConfig.stream``)."""
+class HttpProvider:
+    """What every vendor provider shares: its config, one pooled client, key scrubbing."""
 
     def __init__(
         self,
@@ -93,7 +93,7 @@ class OpenAICompatProvider:
         self._client = client or make_client(config, settings)
 
     def __repr__(self) -> str:
-        return f"OpenAICompatProvider(name={self.name!r}, base_url={self.config.endpoint!r})"
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.config.endpoint!r})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -102,6 +102,10 @@ class OpenAICompatProvider:
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()
+
+
+class OpenAICompatProvider(HttpProvider):
+    """Chat completions over httpx, streamed (or not: ``ProviderConfig.stream``)."""
 
     def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
