@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import backend_settings, free_port
+from tests.fakes.mcp_process import serve_http
 from warbler.ai.providers.base import ToolCall
 from warbler.ai.tools.base import ToolContext, ToolResult
 from warbler.im.principal import Principal
@@ -37,29 +35,8 @@ def settings(tmp_path, request):
 @pytest.fixture
 def http_mcp() -> Iterator[str]:
     """The fake MCP server over streamable HTTP in its own process; stopped by PID."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, FAKE, "http", "--port", str(port), "--token", TOKEN],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the MCP server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with serve_http(TOKEN) as url:
+        yield url
 
 
 @pytest.fixture

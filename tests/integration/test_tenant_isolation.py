@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,7 +25,8 @@ import websockets
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from sqlalchemy import select
 
-from tests.conftest import API, backend_settings, free_port, group_of, seed_tenant, send
+from tests.conftest import API, backend_settings, group_of, seed_tenant, send
+from tests.fakes.mcp_process import serve_http
 from warbler.config import Settings
 from warbler.ids import new_id
 from warbler.im.principal import Principal
@@ -570,29 +567,8 @@ def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Se
 def mcp_server() -> Iterator[str]:
     """A real MCP server (tests/fakes/mcp_server.py over HTTP, tools ``add`` and ``greet``)
     in its own process, stopped by PID."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(FAKE_MCP), "http", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the MCP server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with serve_http() as url:
+        yield url
 
 
 @pytest.fixture
