@@ -48,6 +48,7 @@ from warbler.kb.ingest.pipeline import Ingestor
 from warbler.kb.ingest.service import KbIngestService
 from warbler.kb.retrieve import Retriever
 from warbler.search.service import SearchService
+from warbler.security.audit import AuditLog
 from warbler.security.crypto import SecretBox, load_box
 from warbler.security.outbound import OutboundPolicy
 from warbler.store.db import Database
@@ -104,6 +105,8 @@ class Services:
     ai_providers: ProviderConfigService = field(init=False)
     ai_quotas: QuotaService = field(init=False)
     ai_usage: UsageService = field(init=False)
+    # The append-only audit log of sensitive actions (security/audit.py).
+    audit: AuditLog = field(init=False)
 
     async def start_background(self) -> None:
         """Start the node's background workers (see ``background``)."""
@@ -234,6 +237,7 @@ def build_services(settings: Settings) -> Services:
         ],
         redis=shared.redis,
     )
+    services.audit = AuditLog(db)
     services.ai_providers = ProviderConfigService(db, services.secrets)
     services.bots = BotService(db, services.users, services.ai_providers)
     services.ai_quotas = QuotaService(db, shared.ai_limiter, settings)
