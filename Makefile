@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reconnect_storm.py
 	$(BIN)/python bench/kb_retrieval.py
 	$(BIN)/python bench/kb_ingest.py
+	$(BIN)/python bench/ai_overhead.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -24,14 +24,23 @@ from warbler.api import (
     messages,
     openai_compat,
     search,
+    support,
+    support_admin,
+    support_desk,
+    support_widget,
     users,
+    web,
 )
+from warbler.api import audit as audit_api
 from warbler.api import errors as api_errors
 from warbler.api import jobs as jobs_api
 from warbler.api import kb as kb_api
+from warbler.api import privacy as privacy_api
+from warbler.api import redaction as redaction_api
 from warbler.api import tools as tools_api
 from warbler.api import webhooks as webhooks_api
 from warbler.api.limits import BodyLimit
+from warbler.api.security import install_security
 from warbler.config import Settings, load_settings
 from warbler.services import build_services
 from warbler.store.migrate import schema_state, upgrade
@@ -54,6 +63,13 @@ ROUTERS = [
     tools_api.router,
     bots.router,
     ai_admin.router,
+    audit_api.router,
+    redaction_api.router,
+    privacy_api.router,
+    support_widget.router,
+    support.router,
+    support_admin.router,
+    support_desk.router,
     gateway.router,
 ]
 
@@ -99,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     health.install(app)  # /health and /ready, outside the API prefix
     app.include_router(openai_compat.router)  # /v1: the OpenAI-compatible API
+    app.include_router(web.router)  # /widget.js, /widget/frame, /console: warbler/web/
     app.add_middleware(
         BodyLimit,
         default=settings.max_request_bytes,
@@ -109,4 +126,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/curated/import": settings.kb_max_document_bytes,  # POST /kb/{id}/curated/import
         },
     )
+    # Outermost (added last): client IP and scheme, security headers, cookie WebSockets.
+    install_security(app, settings)
     return app

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from warbler.cli_kb import kb as kb_app
+from warbler.cli_keys import keys as keys_app
+from warbler.cli_privacy import privacy as privacy_app
 from warbler.config import Settings, load_settings
 from warbler.errors import WarblerError
 from warbler.services import Services, build_services
@@ -20,6 +22,8 @@ app = typer.Typer(help="Warbler: self-hosted intelligent chat server.", no_args_
 admin = typer.Typer(help="Create tenants, users and API keys.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 app.add_typer(kb_app, name="kb")
+app.add_typer(keys_app, name="keys")
+app.add_typer(privacy_app, name="privacy")
 console = Console()
 
 T = TypeVar("T")
@@ -49,8 +53,18 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="Default: WARBLER_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: WARBLER_PORT.")] = None,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-cert", help="PEM certificate: serve HTTPS/WSS (WARBLER_TLS_CERT_FILE)."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option("--tls-key", help="PEM private key (WARBLER_TLS_KEY_FILE).")
+    ] = None,
 ) -> None:
-    """Run the server (HTTP + WebSocket) until Ctrl-C or SIGTERM, then shut down gracefully."""
+    """Run the server (HTTP + WebSocket, or HTTPS + WSS with a certificate) until Ctrl-C or
+    SIGTERM, then shut down gracefully."""
     import uvicorn
 
     from warbler.app import create_app
@@ -61,7 +75,15 @@ def serve(
         overrides["host"] = host
     if port:
         overrides["port"] = port
-    settings = load_settings(config, **overrides)
+    if tls_cert:
+        overrides["tls_cert_file"] = tls_cert
+    if tls_key:
+        overrides["tls_key_file"] = tls_key
+    try:
+        settings = load_settings(config, **overrides)
+    except ValueError as exc:  # pydantic's ValidationError: say which setting, not a traceback
+        console.print(f"[red]error[/red] in the settings: {exc}")
+        raise typer.Exit(2) from exc
     application = create_app(settings)
     server = GracefulServer(
         uvicorn.Config(
@@ -71,6 +93,10 @@ def serve(
             log_level=settings.log_level,
             ws_max_size=64 * 1024,
             ws_per_message_deflate=settings.ws_compression,
+            # X-Forwarded-* are read by warbler.security.proxy (WARBLER_TRUSTED_PROXIES) only.
+            proxy_headers=False,
+            ssl_certfile=settings.tls_cert_file or None,
+            ssl_keyfile=settings.tls_key_file or None,
             # After the drain: how long in-flight requests get before they are cancelled.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         ),

@@ -5,6 +5,7 @@ Environment variables win over the file. Every field is documented in docs/confi
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -12,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_UPLOAD_TYPES = [
@@ -35,6 +36,12 @@ DEFAULT_UPLOAD_TYPES = [
     "audio/ogg",
     "video/mp4",
 ]
+
+# The built-in PII detectors (warbler/security/redaction/detectors.py, same names and order).
+RedactionDetector = Literal["cn_id", "bank_card", "cn_mobile", "email", "phone", "ip"]
+_REDACTION_DETECTORS: tuple[RedactionDetector, ...] = (
+    "cn_id", "bank_card", "cn_mobile", "email", "phone", "ip",
+)  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -129,8 +136,20 @@ class Settings(BaseSettings):
     # -- security: secrets at rest, outbound requests ------------------------------------
     secret_key: str = Field(
         "",
-        description="Master key (base64 of 32 bytes) that encrypts provider keys and tool "
-        "secrets at rest; empty: generated once into DATA_DIR/secret.key (mode 0600).",
+        description="Master key (base64 of 32 bytes) that wraps every tenant's data keys "
+        "(encryption at rest); empty: generated once into DATA_DIR/secret.key (mode 0600).",
+    )
+    secret_key_previous: str = Field(
+        "",
+        description="The master key being rotated out (base64 of 32 bytes): data keys still "
+        "wrapped under it keep opening until `warbler keys rotate-master` re-wraps them; "
+        "empty: DATA_DIR/secret.key.previous if that file exists.",
+    )
+    key_refresh_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often a node re-reads a tenant's data keys, so a key rotated "
+        "elsewhere is used for new writes within this time.",
     )
     outbound_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -140,6 +159,49 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = Field(
         False,
         description="Let HTTP tools and URL ingestion call any private or loopback address.",
+    )
+
+    # -- security: transport, proxies, login throttling (docs/security.md) ---------------
+    tls_cert_file: str = Field(
+        "",
+        description="PEM certificate (chain) for `warbler serve` to serve HTTPS and WSS "
+        "itself; set together with TLS_KEY_FILE. Empty: plain HTTP (TLS at a proxy).",
+    )
+    tls_key_file: str = Field("", description="PEM private key of TLS_CERT_FILE.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (comma-separated); the client IP is the nearest "
+        "X-Forwarded-For address that is not one of them.",
+    )
+    hsts_max_age_seconds: int = Field(
+        31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age sent on HTTPS responses (0: no HSTS).",
+    )
+    login_account_max_failures: int = Field(
+        5, ge=1, description="Failed logins for one tenant + username, within the window, "
+        "that lock it.",
+    )  # fmt: skip
+    login_ip_max_failures: int = Field(
+        50, ge=1, description="Failed logins from one client IP, within the window, that lock it."
+    )
+    login_window_seconds: int = Field(
+        900, ge=1, description="The window failed logins are counted in (from the first)."
+    )
+    login_lockout_seconds: int = Field(
+        900, ge=1, description="How long a locked account or IP gets 429 `login_locked`."
+    )
+
+    # -- privacy: retention sweeps, data exports (docs/security.md) ----------------------
+    privacy_sweep_interval_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How often each node applies the tenants' retention policies and "
+        "deletes expired export archives (one node sweeps a tenant at a time).",
+    )
+    privacy_export_ttl_hours: int = Field(
+        72, ge=1, description="How long a user's data export archive can be downloaded."
     )
 
     # -- knowledge base (docs/knowledge.md) ---------------------------------------------
@@ -235,7 +297,55 @@ class Settings(BaseSettings):
         "(`pip install warbler[local]`); empty: no local model.",
     )
 
-    @field_validator("allowed_upload_types", "outbound_allowed_hosts", mode="before")
+    # -- customer service (docs/support.md) ------------------------------------------------
+    support_sweep_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each node assigns waiting support tickets that can be assigned "
+        "(a team's office hours opened); resolving, transfers and agents going online assign "
+        "at once.",
+    )
+
+    # -- the support web widget (docs/support.md) -----------------------------------------
+    support_widget_sessions_per_minute: int = Field(
+        30, ge=0, description="Widget sessions one client IP may start per minute (0: unlimited)."
+    )
+    support_visitor_token_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        description="How long a widget visitor's access token lives; the widget starts a new "
+        "session on every page load.",
+    )
+    support_identity_token_max_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        description="Longest lifetime (exp - iat) accepted for a signed visitor identity token.",
+    )
+
+    redaction_default_mode: Literal["redact", "block", "allow"] = Field(
+        "redact",
+        description="PII redaction before external models for a tenant with no policy of its "
+        "own: redact, block or allow (docs/security.md).",
+    )
+    redaction_logs: Annotated[list[RedactionDetector], NoDecode] = Field(
+        default_factory=lambda: list(_REDACTION_DETECTORS),
+        description="Built-in PII detectors applied to every log record, comma-separated; "
+        "empty: logs are not redacted.",
+    )
+    redaction_embeddings: Annotated[list[RedactionDetector], NoDecode] = Field(
+        default_factory=lambda: list(_REDACTION_DETECTORS),
+        description="Built-in PII detectors applied to texts sent to a remote embedder "
+        "(kb_embedder=openai), comma-separated; empty: sent as they are.",
+    )
+
+    @field_validator(
+        "allowed_upload_types",
+        "outbound_allowed_hosts",
+        "trusted_proxies",
+        "redaction_logs",
+        "redaction_embeddings",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -243,6 +353,23 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("set TLS_CERT_FILE and TLS_KEY_FILE together")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
 
     @property
     def effective_database_url(self) -> str:

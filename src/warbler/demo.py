@@ -8,6 +8,8 @@ from typing import Any
 from warbler.im.messages import Draft
 from warbler.im.principal import Principal
 from warbler.services import Services
+from warbler.support.demo import AGENTS as SUPPORT_AGENTS
+from warbler.support.demo import seed_support
 
 TENANT = "demo"
 # The bilingual help-center of a fictional shop, shipped in the source tree (examples/kb).
@@ -41,7 +43,11 @@ GROUP_MESSAGES = [
 
 async def seed(svc: Services, password: str) -> dict[str, Any]:
     listing = [(u, role) for u, _, _, role in USERS] + [(BOT_USERNAME, "bot")]
-    if await svc.users.tenant_by_slug(TENANT) is not None:
+    listing += [(username, "agent") for username, _ in SUPPORT_AGENTS]
+    existing = await svc.users.tenant_by_slug(TENANT)
+    if existing is not None:
+        # Customer service came later than the demo tenant: add it to an older one.
+        await seed_support(svc, existing.id, password, bot_username=BOT_USERNAME)
         return {"tenant": TENANT, "users": listing, "created": False}
     tenant = await svc.users.create_tenant(slug=TENANT, name="Demo Company 演示公司")
     ids: dict[str, str] = {}
@@ -59,6 +65,8 @@ async def seed(svc: Services, password: str) -> dict[str, Any]:
     kb_ids = await _demo_knowledge(svc, as_user("alice"))
     bot = await svc.bots.create(as_user("alice"), {**BOT, "kb_ids": kb_ids}, username=BOT_USERNAME)
     ids[BOT_USERNAME] = bot["user_id"]
+    # Customer service: the widget "demo" on the demo page /widget/demo, agents, a team.
+    await seed_support(svc, tenant["id"], password, bot_username=BOT_USERNAME)
     as_bot = Principal(tenant_id=tenant["id"], user_id=bot["user_id"], role="bot", kind="bot")
 
     group = await svc.conversations.create_group(

@@ -47,11 +47,23 @@ from warbler.kb.ingest.jobs import POLICY as INGEST_POLICY
 from warbler.kb.ingest.pipeline import Ingestor
 from warbler.kb.ingest.service import KbIngestService
 from warbler.kb.retrieve import Retriever
+from warbler.privacy.service import Privacy, build_privacy
 from warbler.search.service import SearchService
 from warbler.security.audit import AuditLog
-from warbler.security.crypto import SecretBox, load_box
+from warbler.security.crypto import SecretBox
+from warbler.security.encryption.files import EncryptedFileStore
+from warbler.security.encryption.keyring import Keyring
+from warbler.security.encryption.master import MasterKeys
+from warbler.security.encryption.sealer import Sealer
 from warbler.security.outbound import OutboundPolicy
+from warbler.security.redaction import logs as redaction_logs
+from warbler.security.redaction.service import RedactionService
+from warbler.security.throttle import LoginThrottle, ThrottlePolicy
 from warbler.store.db import Database
+from warbler.support.desk.service import DeskService
+from warbler.support.service import SupportService
+from warbler.support.sweeper import SupportSweeper
+from warbler.support.widget.service import WidgetService, session_limiter
 from warbler.webhooks.delivery import WebhookDeliverer, retry_policy
 from warbler.webhooks.dispatcher import WebhookDispatcher
 from warbler.webhooks.service import DELIVERY_KIND, WebhookService
@@ -83,7 +95,8 @@ class Services:
     files: FileService
     jobs: JobRunner
     webhooks: WebhookService
-    # Secrets at rest, outbound HTTP on a tenant's behalf, the embedding model.
+    # Secrets at rest (sealed under tenant keys: security/encryption/sealer.py), outbound
+    # HTTP on a tenant's behalf, the embedding model.
     secrets: SecretBox
     outbound: OutboundPolicy
     embedder: Embedder
@@ -107,6 +120,18 @@ class Services:
     ai_usage: UsageService = field(init=False)
     # The append-only audit log of sensitive actions (security/audit.py).
     audit: AuditLog = field(init=False)
+    # Tenants' data keys under the master key: encryption at rest (security/encryption/).
+    keyring: Keyring = field(init=False)
+    # Retention policies and their sweeper, data exports, erasure (privacy/).
+    privacy: Privacy = field(init=False)
+    # Tenants' PII redaction policies and the per-answer sessions (security/redaction/).
+    redaction: RedactionService = field(init=False)
+    # Customer service: support conversations, hand-off, queue, assignment (support/).
+    support: SupportService = field(init=False)
+    # The support web widget: visitor sessions, signed identity tokens (support/widget/).
+    support_widget: WidgetService = field(init=False)
+    # The agent desk: canned replies, notes, suggestions, curated saves, CSAT, reports.
+    support_desk: DeskService = field(init=False)
 
     async def start_background(self) -> None:
         """Start the node's background workers (see ``background``)."""
@@ -118,6 +143,7 @@ class Services:
             await worker.stop()
 
     async def close(self) -> None:
+        self.keyring.close()
         await self.bus.stop()
         if self.redis is not None:
             await self.redis.aclose()
@@ -162,7 +188,11 @@ def build_shared(settings: Settings) -> Shared:
 
 def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Personal data out of every log record of the process (WARBLER_REDACTION_LOGS).
+    redaction_logs.install(settings.redaction_logs)
     db = Database(settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    masters = MasterKeys.from_settings(settings)
+    keyring = Keyring(db, masters, refresh_seconds=settings.key_refresh_seconds)
     shared = build_shared(settings)
     bus = shared.bus
     events = EventLog(bus)
@@ -171,7 +201,11 @@ def build_services(settings: Settings) -> Services:
     sequencer = Sequencer(db, hub, poll_seconds=2.0 if settings.redis_url else None)
     bus.subscribe(sequencer.on_event)
     bus.on_reconnect(sequencer.on_bus_reconnect)
-    auth = AuthService(db, settings.access_token_ttl_seconds)
+    auth = AuthService(
+        db,
+        settings.access_token_ttl_seconds,
+        throttle=LoginThrottle(db, ThrottlePolicy.from_settings(settings)),
+    )
     limits = Limits(
         max_text_chars=settings.max_text_chars,
         max_data_bytes=settings.max_data_bytes,
@@ -211,12 +245,15 @@ def build_services(settings: Settings) -> Services:
         search=SearchService(db),
         files=FileService(
             db,
-            LocalFileStore(settings.files_dir, fsync=settings.sqlite_synchronous == "FULL"),
+            EncryptedFileStore(
+                LocalFileStore(settings.files_dir, fsync=settings.sqlite_synchronous == "FULL"),
+                purpose="files",
+            ),
             settings,
         ),
         jobs=jobs,
         webhooks=WebhookService(db, jobs.queue, settings),
-        secrets=load_box(settings),
+        secrets=Sealer(masters),
         outbound=OutboundPolicy.from_settings(settings),
         embedder=embedder,
         kb=KnowledgeBaseService(db, jobs.queue, kb_blobs),
@@ -227,6 +264,7 @@ def build_services(settings: Settings) -> Services:
         curated=curated,
         # Stopped in reverse: the dispatcher, then the runner, then the deliverer's client.
         background=[
+            keyring,  # first: gives tenants from before encryption at rest their keys
             *shared.background,
             sequencer,
             Heartbeat(hub, settings.ws_heartbeat_seconds),
@@ -238,20 +276,38 @@ def build_services(settings: Settings) -> Services:
         redis=shared.redis,
     )
     services.audit = AuditLog(db)
+    services.keyring = keyring
+    services.users.tenant_hooks.append(keyring.provision_in)
+    services.redaction = RedactionService(db, services.audit, settings.redaction_default_mode)
     services.ai_providers = ProviderConfigService(db, services.secrets)
     services.bots = BotService(db, services.users, services.ai_providers)
     services.ai_quotas = QuotaService(db, shared.ai_limiter, settings)
     services.ai_usage = UsageService(db)
     services.tools = ToolRegistry(db, settings, services.secrets, services.outbound)
+    # Customer service: its send hook runs BEFORE the AI reply trigger (an escalation in the
+    # send's transaction silences the bot), its gate keeps the bot quiet while a person owns
+    # the conversation (at enqueue and again before posting), its post-reply hook hands
+    # unanswered questions and failures to people.
+    services.support = SupportService(db, events, services.audit, services.secrets)
+    services.messages.send_hooks.append(services.support.send_hook)
+    services.background.append(SupportSweeper(services.support, settings.support_sweep_seconds))
     # AI replies: a send hook enqueues the durable reply job in the send's transaction.
     services.engine = Engine(services)
-    services.messages.send_hooks.append(ReplyTrigger(jobs.queue, settings.ai_reply_max_attempts))
+    services.messages.send_hooks.append(
+        ReplyTrigger(jobs.queue, settings.ai_reply_max_attempts, gates=[services.support.reply_gate])
+    )
+    reply_job = ReplyJob(services)
+    reply_job.gates.append(services.support.reply_gate)
+    reply_job.post_reply_hooks.append(services.support.after_reply)
     jobs.register(
         REPLY_KIND,
-        ReplyJob(services),
+        reply_job,
         # A short lease: a reply whose node died resumes within 20 s, not a minute.
         RetryPolicy(
             base_seconds=1.0, max_seconds=30.0, lease_seconds=min(settings.job_lease_seconds, 20.0)
         ),
     )
+    services.support_widget = WidgetService(services, session_limiter(settings, shared.redis))
+    services.support_desk = DeskService(services)
+    services.privacy = build_privacy(services)
     return services

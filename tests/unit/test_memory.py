@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from warbler.ai.memory import Memory, Turn, extractive_summary, message_tokens, 
 from warbler.ai.providers.base import ChatMessage, Usage
 from warbler.ai.tokens import count_text
 from warbler.clock import utcnow
+from warbler.security.encryption.keyring import Keyring
+from warbler.security.encryption.master import MasterKeys
 from warbler.store import schema  # noqa: F401  (every table module, for create_all)
 from warbler.store.db import Database
 from warbler.store.models import Base, Conversation, Tenant, User
@@ -74,7 +77,10 @@ async def db(tmp_path: Path) -> AsyncIterator[tuple[Database, str, str, str]]:
         await s.flush()
         s.add(AiBot(id="B1", tenant_id="T1", user_id="U1", name="Bot", created_at=now,
                     updated_at=now))  # fmt: skip
+    # The summary is encrypted at rest: T1 needs data keys (made on first use).
+    keyring = Keyring(database, MasterKeys(os.urandom(32)))
     yield database, "T1", "B1", "C1"
+    keyring.close()
     await database.dispose()
 
 

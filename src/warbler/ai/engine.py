@@ -2,8 +2,10 @@
 
 Chat replies (``ai/replies.py``) and the OpenAI-compatible API both call ``Engine.answer``.
 Steps: quota (raises ``QuotaExceeded`` before any provider call) → retrieval over the bot's
-knowledge bases as the asking user → a curated answer ends it at once → the prompt (persona,
-grounding rules, numbered passages, memory) → the bot's fallback chain, or the extractive
+knowledge bases as the asking user → a curated answer ends it at once → the tenant's PII
+redaction policy (``block`` refuses a question with personal data: ``RedactionBlocked`` outside
+a conversation, a message in one) → the prompt (persona, grounding rules, numbered passages,
+memory) → the bot's fallback chain (external providers redacted), or the extractive
 provider when it has none → the tool loop → ``Final``. When every provider fails the user gets
 a clear apology in their language and the conversation is handed to a person.
 """
@@ -41,6 +43,8 @@ from warbler.ai.tokens import count_text
 from warbler.im.principal import Principal
 from warbler.kb.retrieve import MAX_QUERY_CHARS
 from warbler.kb.types import Citation, Retrieval
+from warbler.security.redaction.errors import RedactionBlocked
+from warbler.security.redaction.session import RedactionSession
 
 if TYPE_CHECKING:
     from warbler.services import Services
@@ -152,8 +156,9 @@ class Engine:
     async def answer(self, req: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         """Stream the answer to the last user message of ``req.messages``.
 
-        Raises ``QuotaExceeded`` (before any provider call) and nothing else a caller must
-        handle: provider failures end in an apology ``Final``.
+        Raises ``QuotaExceeded`` (before any provider call), ``RedactionBlocked`` (before
+        any provider call, only when ``req.conversation_id`` is None) and nothing else a
+        caller must handle: provider failures end in an apology ``Final``.
         """
         started = time.monotonic()
         bot = req.bot
@@ -175,7 +180,21 @@ class Engine:
             )  # fmt: skip
             return
 
-        provider = self._provider(bot)
+        try:
+            redaction = await self.services.redaction.for_answer(
+                bot.tenant_id, [p.kind for p in bot.providers], question, language
+            )
+        except RedactionBlocked as exc:
+            if req.conversation_id is None:
+                raise  # the OpenAI-compatible API: a typed 400 (pii_blocked); nothing was sent
+            text = exc.user_message(language)
+            yield TextDelta(text)
+            yield Final(
+                text=text, usage=Usage(), citations=[], provider="", model="", status="apology",
+                latency_ms=elapsed(),
+            )  # fmt: skip
+            return
+        provider = self._provider(bot, redaction)
         try:
             tools = await self._tools(bot) if bot.providers else []
             specs = tuple(t.spec for t in tools)
@@ -244,11 +263,14 @@ class Engine:
             log.warning("retrieval for bot %s failed", req.bot.id, exc_info=True)
             return None
 
-    def _provider(self, bot: BotConfig) -> ChatProvider:
+    def _provider(self, bot: BotConfig, redaction: RedactionSession | None) -> ChatProvider:
         if not bot.providers:
             return ExtractiveProvider()
-        # Tenant-configured URLs: every request goes through the SSRF policy.
-        return build_chain(bot.providers, self.settings, outbound=self.services.outbound)
+        # Tenant-configured URLs: every request goes through the SSRF policy. External
+        # providers redact personal data with the answer's one session (security/redaction).
+        return build_chain(
+            bot.providers, self.settings, outbound=self.services.outbound, redaction=redaction
+        )
 
     async def _tools(self, bot: BotConfig) -> list[Any]:
         if not bot.tools:
@@ -436,7 +458,8 @@ class Engine:
             id="engine-handoff", name=Handoff.spec.name,
             arguments={"reason": "other", "summary": reason},
         )  # fmt: skip
-        result = await self._run_tool(req, [Handoff()], call)
+        # The tool's reason for the model is "other"; customer service records ``bot_error``.
+        result = await self._run_tool(req, [Handoff(system_reason="bot_error")], call)
         if result.is_error or result.handoff is None:
             log.warning("handing conversation %s over failed: %s", req.conversation_id,
                         result.content)  # fmt: skip

@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from warbler.ai.providers.base import ChatMessage, Usage
 from warbler.clock import utcnow
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -143,22 +145,24 @@ class Memory:
     ) -> None:
         from warbler.store.models_ai import AiConversationState as State
 
-        for _ in range(2):  # a concurrent first insert (a preset switch) wins; update after it
-            try:
-                async with self.db.write() as s:
-                    row = await s.get(State, (conversation_id, bot_id))
-                    if row is None:
-                        s.add(
-                            State(
-                                conversation_id=conversation_id, bot_id=bot_id,
-                                tenant_id=tenant_id, summary=summary, summary_upto_seq=upto,
-                                updated_at=utcnow(),
-                            )
-                        )  # fmt: skip
-                    elif (row.summary_upto_seq or 0) <= upto:
-                        row.summary = summary
-                        row.summary_upto_seq = upto
-                        row.updated_at = utcnow()
-                return
-            except IntegrityError:
-                continue
+        await ensure_keys(tenant_id)  # the summary is encrypted under the tenant's key
+        with bound_tenant(tenant_id):
+            for _ in range(2):  # a concurrent first insert (a preset switch) wins; update after
+                try:
+                    async with self.db.write() as s:
+                        row = await s.get(State, (conversation_id, bot_id))
+                        if row is None:
+                            s.add(
+                                State(
+                                    conversation_id=conversation_id, bot_id=bot_id,
+                                    tenant_id=tenant_id, summary=summary, summary_upto_seq=upto,
+                                    updated_at=utcnow(),
+                                )
+                            )  # fmt: skip
+                        elif (row.summary_upto_seq or 0) <= upto:
+                            row.summary = summary
+                            row.summary_upto_seq = upto
+                            row.updated_at = utcnow()
+                    return
+                except IntegrityError:
+                    continue

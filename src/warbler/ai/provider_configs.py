@@ -26,6 +26,8 @@ from warbler.errors import Conflict, InvalidRequest, NotFound
 from warbler.ids import new_id
 from warbler.im.principal import Principal
 from warbler.security.crypto import SecretBox, SecretError
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.store.db import Database
 from warbler.store.models_ai import AiBot, AiProvider
 
@@ -145,7 +147,9 @@ class ProviderConfigService:
                          created_at=now, updated_at=now)  # fmt: skip
         for name, value in values.items():
             setattr(row, name, value)
-        self._set_key(row, api_key)
+        await ensure_keys(principal.tenant_id)  # the key is sealed under the tenant's key
+        with bound_tenant(principal.tenant_id):
+            self._set_key(row, api_key)
         try:
             async with self.db.write() as s:
                 s.add(row)
@@ -183,7 +187,9 @@ class ProviderConfigService:
                 for name, value in values.items():
                     setattr(row, name, value)
                 if "api_key" in changes:
-                    self._set_key(row, changes["api_key"])
+                    await ensure_keys(principal.tenant_id)
+                    with bound_tenant(principal.tenant_id):
+                        self._set_key(row, changes["api_key"])
                 row.updated_at = utcnow()
         except IntegrityError as exc:
             raise _name_taken(values.get("name", "")) from exc
@@ -236,6 +242,7 @@ class ProviderConfigService:
         opens (the master key changed) is left out with an error logged: the chain goes on."""
         if not provider_ids:
             return []
+        await ensure_keys(tenant_id)  # the keys are sealed under the tenant's data key
         rows = await s.scalars(
             select(AiProvider).where(
                 AiProvider.tenant_id == tenant_id, AiProvider.id.in_(list(provider_ids))

@@ -7,6 +7,11 @@ far, at most every ``ai_stream_flush_ms``. At the end the message gets its text 
 ``data.ai`` (status, usage, sources, provider, model, latency) under a stored
 ``message.completed`` event, which reaches clients on resume like any other. A reply that is
 already finished is never touched again, and the job's last attempt always finishes it.
+
+Before posting, the job asks the reply gates again (``ai/trigger.py``): a reply enqueued before
+a person took the conversation over never posts. After a reply is finished, the post-reply
+hooks (``PostReplyHook``) learn how it went (customer service hands unanswered questions and
+failures to people).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +32,7 @@ from warbler.ai.engine import AnswerRequest, Final, ToolActivity
 from warbler.ai.providers.base import ChatMessage, StreamReset, TextDelta
 from warbler.ai.providers.extractive import language_of
 from warbler.ai.quotas import user_message
-from warbler.ai.trigger import command_of
+from warbler.ai.trigger import ReplyCandidate, ReplyGate, command_of, gates_allow
 from warbler.bus.base import BusEvent
 from warbler.errors import InvalidRequest, NotFound, QuotaExceeded
 from warbler.im.messages import Draft, append
@@ -57,6 +63,27 @@ FAILED = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """How one finished reply went, for the post-reply hooks."""
+
+    tenant_id: str
+    conversation_id: str
+    conversation_kind: str
+    bot_user_id: str
+    trigger_message_id: str
+    trigger_text: str
+    reply_message_id: str
+    status: str  # the engine's: answered | fallback | curated | no_answer | apology
+    sources: int  # citations the answer carries
+    curated: bool
+    handed_off: bool
+    knowledge: bool  # the bot answers from knowledge bases
+
+
+PostReplyHook = Callable[[ReplyOutcome], Awaitable[None]]
+
+
 def reply_client_id(trigger_id: str) -> str:
     return f"ai-reply:{trigger_id}"
 
@@ -69,6 +96,7 @@ class _Context:
     asker: User
     bot: BotConfig
     reply: dict[str, Any] | None  # the reply message, if a previous attempt posted it
+    final: Final | None = None  # the engine's final event, once answered
 
 
 class ReplyJob:
@@ -77,6 +105,9 @@ class ReplyJob:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        # Checked again before posting (see ai/trigger.py), and told how each reply went.
+        self.gates: list[ReplyGate] = []
+        self.post_reply_hooks: list[PostReplyHook] = []
 
     async def __call__(self, job: Job) -> dict[str, Any] | None:
         payload = job.payload
@@ -88,10 +119,13 @@ class ReplyJob:
             return {"message_id": ctx.reply["id"], "already_done": True}
         language = language_of(ctx.trigger.text or "")
         reply = ctx.reply or await self._post(ctx)
+        if reply is None:
+            return {"skipped": True, "silenced": True}  # a gate closed (a person took over)
         real_attempts = self.settings.ai_reply_max_attempts
         if job.attempts > real_attempts:
             # The extra attempt: a worker died during the last real one. Finish the message.
             await self._finish_failed(ctx, reply, language)
+            await self._after(ctx, reply, "apology")
             return {"message_id": reply["id"], "status": "apology", "gave_up": True}
         try:
             command = command_of(ctx.trigger.text)
@@ -107,8 +141,32 @@ class ReplyJob:
                 raise  # retried: the reply message stays and is streamed again
             log.exception("the last attempt of reply job %s failed", job.id)
             await self._finish_failed(ctx, reply, language)
+            await self._after(ctx, reply, "apology")
             return {"message_id": reply["id"], "status": "apology", "gave_up": True}
+        if command is None:
+            await self._after(ctx, reply, status)
         return {"message_id": reply["id"], "status": status}
+
+    async def _after(self, ctx: _Context, reply: dict[str, Any], status: str) -> None:
+        """Run the post-reply hooks; their failures are logged, never the job's."""
+        if not self.post_reply_hooks:
+            return
+        final = ctx.final
+        outcome = ReplyOutcome(
+            tenant_id=ctx.tenant_id, conversation_id=ctx.conversation.id,
+            conversation_kind=ctx.conversation.kind, bot_user_id=ctx.bot.user_id,
+            trigger_message_id=ctx.trigger.id, trigger_text=ctx.trigger.text or "",
+            reply_message_id=reply["id"], status=status,
+            sources=len(final.citations) if final is not None else 0,
+            curated=final is not None and final.curated_answer_id is not None,
+            handed_off=final is not None and final.handoff is not None,
+            knowledge=bool(ctx.bot.kb_ids),
+        )  # fmt: skip
+        for hook in self.post_reply_hooks:
+            try:
+                await hook(outcome)
+            except Exception:
+                log.exception("a post-reply hook failed for reply %s", reply["id"])
 
     # -- loading and posting ----------------------------------------------------------------
 
@@ -144,8 +202,9 @@ class ReplyJob:
         preset = await self.services.bots.get_preset(tenant_id, conversation_id, bot.id)
         return _Context(tenant_id, conv, trigger, asker, bot.with_preset(preset), reply)
 
-    async def _post(self, ctx: _Context) -> dict[str, Any]:
-        """The reply message, posted once (a concurrent attempt's message is returned)."""
+    async def _post(self, ctx: _Context) -> dict[str, Any] | None:
+        """The reply message, posted once (a concurrent attempt's message is returned);
+        None when a gate closed since the job was enqueued."""
         draft = Draft(
             kind="text",
             text="",
@@ -156,11 +215,21 @@ class ReplyJob:
             client_msg_id=reply_client_id(ctx.trigger.id),
         )
         async with self.services.db.write_then() as (s, after):
+            # The conversation's row lock orders this check with a concurrent takeover.
+            conv = await s.scalar(
+                select(Conversation).where(Conversation.id == ctx.conversation.id).with_for_update()
+            )
+            assert conv is not None
             existing = await _reply_of(s, ctx.conversation.id, ctx.bot.user_id, ctx.trigger.id)
             if existing is not None:
                 return existing
-            conv = await s.get(Conversation, ctx.conversation.id)
-            assert conv is not None
+            candidate = ReplyCandidate(
+                tenant_id=ctx.tenant_id, conversation_id=conv.id, conversation_kind=conv.kind,
+                message_id=ctx.trigger.id, sender_id=ctx.trigger.sender_id,
+                bot_user_id=ctx.bot.user_id,
+            )  # fmt: skip
+            if not await gates_allow(self.gates, s, candidate):
+                return None
             return await append(
                 s, after, self.services.events, conv, sender_id=ctx.bot.user_id, draft=draft
             )
@@ -202,6 +271,7 @@ class ReplyJob:
             await stream.close()
         if final is None:
             raise RuntimeError("the engine ended without a final answer")
+        ctx.final = final
         data = {
             "status": "done",
             "outcome": final.status,

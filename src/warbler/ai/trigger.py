@@ -2,14 +2,22 @@
 
 A direct conversation with a bot: every message (the bot's ``dm_policy``). A group: only when
 the bot is @-mentioned (``group_policy`` "mention"; "always" answers everything, "never"
-nothing). A message sent by a bot never triggers a reply, so two bots cannot talk in a loop.
-The job is keyed by bot and message, and enqueued in the send's transaction: it exists iff
-the message committed, and never twice.
+nothing). A support conversation: whatever the gates let through (customer service lets
+the visitor's messages through while the bot owns the conversation). A message sent by a bot
+never triggers a reply, so two bots cannot talk in a loop. The job is keyed by bot and
+message, and enqueued in the send's transaction: it exists iff the message committed, and
+never twice.
+
+Gates (``ReplyGate``) are checked in the send transaction before enqueueing, and again by the
+reply job before it posts (``ai/replies.py``): a bot that must stay silent (a person owns the
+conversation) neither gets a job nor posts from one enqueued earlier.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -26,6 +34,29 @@ ANSWERED_KINDS = ("text",)
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@\S+)+\s*")
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyCandidate:
+    """A bot about to answer a message: what a gate decides on."""
+
+    tenant_id: str
+    conversation_id: str
+    conversation_kind: str
+    message_id: str
+    sender_id: str | None
+    bot_user_id: str
+
+
+# (session, candidate) -> may the bot answer? Called inside a transaction.
+ReplyGate = Callable[[AsyncSession, ReplyCandidate], Awaitable[bool]]
+
+
+async def gates_allow(gates: list[ReplyGate], s: AsyncSession, candidate: ReplyCandidate) -> bool:
+    for gate in gates:
+        if not await gate(s, candidate):
+            return False
+    return True
+
+
 def dedupe_key(bot_id: str, message_id: str) -> str:
     return f"ai:{bot_id}:{message_id}"
 
@@ -38,6 +69,8 @@ def wants_reply(
     mentions: list[str] | None,
 ) -> bool:
     """The reply policy for a message from a person (see the module docstring)."""
+    if conversation_kind == "support":
+        return True  # the gates decide (warbler/support/hooks.py)
     if conversation_kind == "direct":
         return dm_policy == "always"
     if group_policy == "always":
@@ -59,9 +92,12 @@ def command_of(text: str | None) -> tuple[str, str] | None:
 class ReplyTrigger:
     """A ``MessageService`` send hook (see ``warbler.im.messages.SendHook``)."""
 
-    def __init__(self, queue: JobQueue, max_attempts: int) -> None:
+    def __init__(
+        self, queue: JobQueue, max_attempts: int, gates: list[ReplyGate] | None = None
+    ) -> None:
         self.queue = queue
         self.max_attempts = max_attempts
+        self.gates: list[ReplyGate] = gates if gates is not None else []
 
     async def __call__(
         self,
@@ -94,6 +130,13 @@ class ReplyTrigger:
             if not wants_reply(
                 conversation.kind, dm_policy, group_policy, bot_user_id, message["mentions"]
             ):
+                continue
+            candidate = ReplyCandidate(
+                tenant_id=conversation.tenant_id, conversation_id=conversation.id,
+                conversation_kind=conversation.kind, message_id=message["id"],
+                sender_id=message["sender_id"], bot_user_id=bot_user_id,
+            )  # fmt: skip
+            if not await gates_allow(self.gates, s, candidate):
                 continue
             await self.queue.enqueue_in(
                 s,

@@ -18,7 +18,8 @@ from warbler.ids import new_id
 from warbler.store.db import Database
 from warbler.store.models_ai import AiUsage
 
-SOURCES = ("chat", "openai_api")
+# "suggestion": an agent's suggested reply in customer service (support/desk/suggestion.py).
+SOURCES = ("chat", "openai_api", "suggestion")
 STATUSES = ("answered", "fallback", "curated", "no_answer", "apology", "quota")
 GroupBy = Literal["bot", "user", "day"]
 

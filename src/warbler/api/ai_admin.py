@@ -17,6 +17,7 @@ from warbler.api.ai_schemas import (
     UsageOut,
     UsageSummaryOut,
 )
+from warbler.api.audit import record_change
 from warbler.api.deps import Auth, Svc
 from warbler.clock import utcnow
 
@@ -36,7 +37,10 @@ def _key(body: ProviderIn | ProviderUpdateIn) -> str | None:
 async def create_provider(body: ProviderIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Add a provider. The key is sealed at rest and never shown again (only its last 4)."""
     fields = body.model_dump(exclude_unset=True, exclude={"api_key"})
-    return await svc.ai_providers.create(principal, fields, api_key=_key(body))
+    out = await svc.ai_providers.create(principal, fields, api_key=_key(body))
+    await record_change(svc, principal, "ai.provider.created", "ai_provider", out["id"],
+                        kind=out.get("kind"), api_key_set=body.api_key is not None)  # fmt: skip
+    return out
 
 
 @router.get("/providers", response_model=list[ProviderOut])
@@ -57,13 +61,16 @@ async def update_provider(
     changes = body.model_dump(exclude_unset=True, exclude={"api_key"})
     if "api_key" in body.model_fields_set:
         changes["api_key"] = _key(body)
-    return await svc.ai_providers.update(principal, provider_id, changes)
+    out = await svc.ai_providers.update(principal, provider_id, changes)
+    await record_change(svc, principal, "ai.provider.updated", "ai_provider", provider_id, changes)
+    return out
 
 
 @router.delete("/providers/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_provider(provider_id: str, principal: Auth, svc: Svc) -> None:
     """Refused (409, naming the bots) while a bot lists the provider."""
     await svc.ai_providers.delete(principal, provider_id)
+    await record_change(svc, principal, "ai.provider.deleted", "ai_provider", provider_id)
 
 
 @router.get("/usage", response_model=list[UsageOut])
@@ -111,4 +118,8 @@ async def get_quotas(principal: Auth, svc: Svc) -> dict[str, Any]:
 @router.put("/quotas", response_model=TenantQuotasOut)
 async def put_quotas(body: TenantQuotasIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Set the tenant's own limits (null: back to the default; 0: unlimited)."""
-    return await svc.ai_quotas.set_tenant_quotas(principal, body.model_dump())
+    quotas = body.model_dump()
+    out = await svc.ai_quotas.set_tenant_quotas(principal, quotas)
+    await record_change(svc, principal, "ai.quotas.updated", "tenant", principal.tenant_id,
+                        quotas=quotas)  # fmt: skip
+    return out

@@ -191,7 +191,7 @@ class UsageOut(BaseModel):
     conversation_id: str | None
     trigger_message_id: str | None
     reply_message_id: str | None
-    source: str = Field(description="chat | openai_api")
+    source: str = Field(description="chat | openai_api | suggestion")
     provider: str | None
     model: str | None
     prompt_tokens: int

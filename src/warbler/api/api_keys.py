@@ -18,7 +18,7 @@ async def create(body: ApiKeyIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     principal.require_admin()
     return await svc.auth.create_api_key(
         principal.tenant_id, name=body.name, scopes=body.scopes,
-        created_by=principal.user_id or principal.api_key_id,
+        created_by=principal.user_id or principal.api_key_id, actor=principal,
     )  # fmt: skip
 
 
@@ -31,4 +31,4 @@ async def list_keys(principal: Auth, svc: Svc) -> list[dict[str, Any]]:
 @router.delete("/{api_key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke(api_key_id: str, principal: Auth, svc: Svc) -> None:
     principal.require_admin()
-    await svc.auth.revoke_api_key(principal.tenant_id, api_key_id)
+    await svc.auth.revoke_api_key(principal.tenant_id, api_key_id, actor=principal)

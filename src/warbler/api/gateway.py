@@ -18,6 +18,7 @@ from warbler.delivery.session import DeviceSession, encode
 from warbler.delivery.stream import catch_up, close_stream, open_stream
 from warbler.errors import InvalidRequest, NotFound, Unauthenticated, WarblerError
 from warbler.im.principal import Principal
+from warbler.security.encryption import tenant_scope
 from warbler.services import Services
 
 log = logging.getLogger("warbler.gateway")
@@ -43,6 +44,14 @@ async def gateway(websocket: WebSocket) -> None:
         await _send_error(websocket, exc)
         await websocket.close(CLOSE_AUTH, exc.code)
         return
+    # The connection acts for the user's tenant: its data keys loaded for what it reads.
+    async with tenant_scope(principal.tenant_id):
+        await _serve(svc, websocket, principal, cursor)
+
+
+async def _serve(
+    svc: Services, websocket: WebSocket, principal: Principal, cursor: int | None
+) -> None:
     session, _ = await open_stream(svc, principal)
     tasks: list[asyncio.Task[Any]] = []
     try:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
+from warbler.api.audit import record_change
 from warbler.api.deps import Auth, Svc
 from warbler.api.kb_schemas import (
     DocumentOut,
@@ -40,10 +41,13 @@ _MANAGE: dict[int | str, dict[str, Any]] = {
 )
 async def create_kb(body: KnowledgeBaseIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Create a knowledge base (owners, admins, or an API key with ``kb:write``)."""
-    return await svc.kb.create(
+    out = await svc.kb.create(
         principal, name=body.name, description=body.description, read_roles=body.read_roles,
         read_group_ids=body.read_group_ids,
     )  # fmt: skip
+    access = {k: out[k] for k in ("read_roles", "read_group_ids")}
+    await record_change(svc, principal, "kb.created", "kb", out["id"], **access)
+    return out
 
 
 @router.get("", response_model=list[KnowledgeBaseOut])
@@ -62,13 +66,19 @@ async def update_kb(
     kb_id: str, body: KnowledgeBaseUpdateIn, principal: Auth, svc: Svc
 ) -> dict[str, Any]:
     """Rename, describe, or change who may read the KB (omitted fields stay)."""
-    return await svc.kb.update(principal, kb_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    out = await svc.kb.update(principal, kb_id, changes)
+    # Who may read it is a permission: its new value is recorded, not only that it changed.
+    access = {k: out[k] for k in ("read_roles", "read_group_ids") if k in changes}
+    await record_change(svc, principal, "kb.updated", "kb", kb_id, changes, **access)
+    return out
 
 
 @router.delete("/{kb_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_MANAGE)
 async def delete_kb(kb_id: str, principal: Auth, svc: Svc) -> Response:
     """Delete the KB with all its documents, chunks and curated answers."""
     await svc.kb.delete(principal, kb_id)
+    await record_change(svc, principal, "kb.deleted", "kb", kb_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -153,6 +163,7 @@ async def retry_document(kb_id: str, doc_id: str, principal: Auth, svc: Svc) -> 
 )
 async def delete_document(kb_id: str, doc_id: str, principal: Auth, svc: Svc) -> Response:
     await svc.kb_ingest.delete_document(principal, kb_id, doc_id)
+    await record_change(svc, principal, "kb.document_deleted", "kb_document", doc_id, kb_id=kb_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

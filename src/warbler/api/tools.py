@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from warbler.api.audit import record_change
 from warbler.api.deps import Auth, Svc
 from warbler.api.schemas import Request
 
@@ -93,7 +94,10 @@ async def create_http_tool(body: HttpToolIn, principal: Auth, svc: Svc) -> dict[
     """Define an HTTP tool. Its host must be public, or allowed by the operator
     (``WARBLER_OUTBOUND_ALLOWED_HOSTS``)."""
     fields = body.model_dump()
-    return await svc.tools.http.create(principal, **fields)
+    out = await svc.tools.http.create(principal, **fields)
+    await record_change(svc, principal, "tool.http.created", "http_tool", out["id"],
+                        name=out["name"])  # fmt: skip
+    return out
 
 
 @router.get("/http", response_model=list[HttpToolOut])
@@ -110,12 +114,16 @@ async def get_http_tool(tool_id: str, principal: Auth, svc: Svc) -> dict[str, An
 async def update_http_tool(
     tool_id: str, body: HttpToolUpdateIn, principal: Auth, svc: Svc
 ) -> dict[str, Any]:
-    return await svc.tools.http.update(principal, tool_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    out = await svc.tools.http.update(principal, tool_id, changes)
+    await record_change(svc, principal, "tool.http.updated", "http_tool", tool_id, changes)
+    return out
 
 
 @router.delete("/http/{tool_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_http_tool(tool_id: str, principal: Auth, svc: Svc) -> None:
     await svc.tools.http.delete(principal, tool_id)
+    await record_change(svc, principal, "tool.http.deleted", "http_tool", tool_id)
 
 
 # -- MCP servers ------------------------------------------------------------------------
@@ -187,7 +195,10 @@ class McpToolOut(BaseModel):
 @router.post("/mcp", response_model=McpServerOut, status_code=status.HTTP_201_CREATED)
 async def create_mcp_server(body: McpServerIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Register an MCP server as a source of tools."""
-    return await svc.tools.mcp.create(principal, **body.model_dump())
+    out = await svc.tools.mcp.create(principal, **body.model_dump())
+    await record_change(svc, principal, "tool.mcp.created", "mcp_server", out["id"],
+                        name=out["name"], transport=out["transport"])  # fmt: skip
+    return out
 
 
 @router.get("/mcp", response_model=list[McpServerOut])
@@ -204,12 +215,16 @@ async def get_mcp_server(server_id: str, principal: Auth, svc: Svc) -> dict[str,
 async def update_mcp_server(
     server_id: str, body: McpServerUpdateIn, principal: Auth, svc: Svc
 ) -> dict[str, Any]:
-    return await svc.tools.mcp.update(principal, server_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    out = await svc.tools.mcp.update(principal, server_id, changes)
+    await record_change(svc, principal, "tool.mcp.updated", "mcp_server", server_id, changes)
+    return out
 
 
 @router.delete("/mcp/{server_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_mcp_server(server_id: str, principal: Auth, svc: Svc) -> None:
     await svc.tools.mcp.delete(principal, server_id)
+    await record_change(svc, principal, "tool.mcp.deleted", "mcp_server", server_id)
 
 
 @router.get("/mcp/{server_id}/tools", response_model=list[McpToolOut])

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from pydantic import Field
 
 from warbler.api.deps import Auth, Svc
 from warbler.api.schemas import (
+    ErrorResponse,
     IssueTokenIn,
     MeUpdateIn,
     PresenceOut,
@@ -16,8 +18,15 @@ from warbler.api.schemas import (
     UserOut,
     UserUpdateIn,
 )
+from warbler.api.schemas import Request as RequestModel
+from warbler.im.principal import Principal
+from warbler.services import Services
 
 router = APIRouter(tags=["users"])
+
+
+class PasswordResetIn(RequestModel):
+    new_password: str = Field(max_length=256)
 
 
 @router.get("/users/me", response_model=UserOut)
@@ -60,7 +69,12 @@ async def get_user(user_id: str, principal: Auth, svc: Svc) -> dict[str, Any]:
 async def create_user(body: UserCreateIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Admins (or API keys with users:write) create humans, bots and visitors."""
     principal.require_admin("users:write")
-    return await svc.users.create_user(principal.tenant_id, actor=principal, **body.model_dump())
+    out = await svc.users.create_user(principal.tenant_id, actor=principal, **body.model_dump())
+    await svc.audit.record(
+        tenant_id=principal.tenant_id, actor=principal, action="user.created",
+        target_type="user", target_id=out["id"], data={"kind": out["kind"], "role": out["role"]},
+    )  # fmt: skip
+    return out
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
@@ -68,7 +82,51 @@ async def update_user(
     user_id: str, body: UserUpdateIn, principal: Auth, svc: Svc
 ) -> dict[str, Any]:
     """Change a user's names, role, or disable them (which revokes their sessions)."""
-    return await svc.users.update(principal, user_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    before = None
+    if {"role", "disabled"} & changes.keys():
+        principal.require_admin("users:write")
+        before = await svc.users.get(principal.tenant_id, user_id)
+    out = await svc.users.update(principal, user_id, changes)
+    if before is not None:
+        await _audit_admin_changes(svc, principal, before, out)
+    return out
+
+
+async def _audit_admin_changes(
+    svc: Services, principal: Principal, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """``user.role_changed`` and ``user.disabled`` / ``user.enabled``, when they changed."""
+    target = {"target_type": "user", "target_id": after["id"]}
+    if before["role"] != after["role"]:
+        await svc.audit.record(
+            tenant_id=principal.tenant_id, actor=principal, action="user.role_changed",
+            data={"from": before["role"], "to": after["role"]}, **target,
+        )  # fmt: skip
+    if before["disabled"] != after["disabled"]:
+        action = "user.disabled" if after["disabled"] else "user.enabled"
+        await svc.audit.record(
+            tenant_id=principal.tenant_id, actor=principal, action=action, **target
+        )
+
+
+@router.post(
+    "/users/{user_id}/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        400: {"model": ErrorResponse, "description": "`weak_password`: details.rule says why"},
+        403: {"model": ErrorResponse, "description": "needs an admin (an owner for an owner)"},
+    },
+)
+async def reset_password(user_id: str, body: PasswordResetIn, principal: Auth, svc: Svc) -> None:
+    """Admins (or API keys with users:write) set another user's password; every session of
+    that user is revoked. Only an owner resets an owner's. Your own: ``POST /auth/password``."""
+    principal.require_admin("users:write")
+    await svc.users.change_password(principal, current=None, new=body.new_password, user_id=user_id)
+    await svc.audit.record(
+        tenant_id=principal.tenant_id, actor=principal, action="user.password_reset",
+        target_type="user", target_id=user_id, data={"sessions_revoked": "all"},
+    )  # fmt: skip
 
 
 @router.post("/users/{user_id}/tokens", response_model=TokenOut, status_code=201)
@@ -78,7 +136,9 @@ async def issue_token(
     """Server-to-server: issue an access token for one of the tenant's users (tokens:write)."""
     principal.require_admin("tokens:write")
     await svc.users.get(principal.tenant_id, user_id)
-    return await svc.auth.issue_token(principal.tenant_id, user_id, device=body.device)
+    return await svc.auth.issue_token(
+        principal.tenant_id, user_id, device=body.device, actor=principal
+    )
 
 
 @router.get("/presence", response_model=dict[str, PresenceOut])

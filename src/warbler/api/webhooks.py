@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from warbler.api.audit import record_change
 from warbler.api.deps import Auth, Svc
 from warbler.api.schemas import Request
 from warbler.webhooks.event_types import EVENT_TYPES
@@ -62,9 +63,12 @@ class DeliveryOut(BaseModel):
 @router.post("", response_model=WebhookSecretOut, status_code=status.HTTP_201_CREATED)
 async def create(body: WebhookIn, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Subscribe a URL. The response holds the signing secret: store it now."""
-    return await svc.webhooks.create(
+    out = await svc.webhooks.create(
         principal, url=body.url, event_types=body.event_types, description=body.description
     )
+    await record_change(svc, principal, "webhook.created", "webhook", out["id"],
+                        event_types=out["event_types"])  # fmt: skip
+    return out
 
 
 @router.get("", response_model=list[WebhookOut])
@@ -82,18 +86,24 @@ async def update(
     webhook_id: str, body: WebhookUpdateIn, principal: Auth, svc: Svc
 ) -> dict[str, Any]:
     """Change the URL, event types, description, or pause/resume (``active``)."""
-    return await svc.webhooks.update(principal, webhook_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    out = await svc.webhooks.update(principal, webhook_id, changes)
+    await record_change(svc, principal, "webhook.updated", "webhook", webhook_id, changes)
+    return out
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete(webhook_id: str, principal: Auth, svc: Svc) -> None:
     await svc.webhooks.delete(principal, webhook_id)
+    await record_change(svc, principal, "webhook.deleted", "webhook", webhook_id)
 
 
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookSecretOut)
 async def rotate_secret(webhook_id: str, principal: Auth, svc: Svc) -> dict[str, Any]:
     """Replace the signing secret; every attempt from now on (retries too) uses the new one."""
-    return await svc.webhooks.rotate_secret(principal, webhook_id)
+    out = await svc.webhooks.rotate_secret(principal, webhook_id)
+    await record_change(svc, principal, "webhook.secret_rotated", "webhook", webhook_id)
+    return out
 
 
 @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut])

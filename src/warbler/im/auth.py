@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.clock import utcnow
 from warbler.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from warbler.ids import new_id
 from warbler.im.principal import SCOPES, Principal
+from warbler.security.audit import AuditLog, request_context
 from warbler.security.passwords import verify_password
 from warbler.security.secrets import API_KEY_PREFIX, TOKEN_PREFIX, digest, new_secret
+from warbler.security.throttle import LoginThrottle, locked_error
 from warbler.store.db import Database
 from warbler.store.models import AccessToken, ApiKey, Tenant, User
 
@@ -21,28 +25,79 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 
 class AuthService:
-    def __init__(self, db: Database, token_ttl_seconds: int) -> None:
+    def __init__(
+        self, db: Database, token_ttl_seconds: int, *, throttle: LoginThrottle | None = None
+    ) -> None:
         self.db = db
         self.token_ttl = timedelta(seconds=token_ttl_seconds)
+        self.throttle = throttle or LoginThrottle(db)
+        self.audit = AuditLog(db)
 
     async def login(
         self, *, tenant_slug: str, username: str, password: str, device: str | None
     ) -> dict[str, Any]:
+        """A token for the right password; throttled per account and client IP
+        (``security/throttle.py``). Every failure answers alike, whatever was wrong."""
+        ip = request_context.get().ip
+        await self.throttle.check(tenant_slug, username, ip)
         async with self.db.read() as s:
             user = await s.scalar(
                 select(User)
                 .join(Tenant, Tenant.id == User.tenant_id)
                 .where(Tenant.slug == tenant_slug, User.username == username)
             )
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None or user.disabled:
+            await self._login_failed(tenant_slug, username, ip, user)
             raise Unauthenticated("wrong tenant, username or password")
-        if user.disabled:
-            raise Unauthenticated("wrong tenant, username or password")
-        return await self.issue_token(user.tenant_id, user.id, device=device)
+        return await self.issue_token(
+            user.tenant_id, user.id, device=device, actor=user.id, action="auth.login",
+            on_success=lambda s: self.throttle.succeeded(s, tenant_slug, username),
+        )  # fmt: skip
+
+    async def _login_failed(
+        self, tenant_slug: str, username: str, ip: str | None, user: User | None
+    ) -> None:
+        """Count the failure, and audit it in the tenant when there is one. An unknown
+        username is not recorded (people type passwords into the username field)."""
+        async with self.db.write() as s:
+            locked = await self.throttle.failed(s, tenant_slug, username, ip)
+            tenant_id = (
+                user.tenant_id
+                if user is not None
+                else await s.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
+            )
+            if tenant_id is not None:
+                # Nobody is authenticated yet: the actor is anonymous, not the system.
+                anonymous = Principal(tenant_id=tenant_id)
+                target = {"target_type": "user", "target_id": user.id} if user else {}
+                reason = "unknown_user" if user is None else "disabled" if user.disabled else (
+                    "wrong_password"
+                )  # fmt: skip
+                await self.audit.record_in(
+                    s, tenant_id=tenant_id, actor=anonymous, action="auth.login_failed",
+                    data={"reason": reason}, **target,
+                )  # fmt: skip
+                for scope, until in locked:
+                    await self.audit.record_in(
+                        s, tenant_id=tenant_id, actor=anonymous, action="auth.lockout",
+                        data={"scope": scope, "until": until.isoformat()}, **target,
+                    )  # fmt: skip
+        if locked:
+            raise locked_error(max(until for _, until in locked), utcnow())
 
     async def issue_token(
-        self, tenant_id: str, user_id: str, *, device: str | None = None
+        self,
+        tenant_id: str,
+        user_id: str,
+        *,
+        device: str | None = None,
+        actor: Principal | str | None = None,
+        action: str = "auth.token_issued",
+        on_success: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
+        """A new access token. With an ``actor`` (a login, an admin or service issuing one),
+        the issue is audited as ``action`` in the same transaction."""
         secret = new_secret(TOKEN_PREFIX)
         now = utcnow()
         row = AccessToken(
@@ -63,6 +118,13 @@ class AuthService:
             if user.disabled:
                 raise Forbidden("the user is disabled")
             s.add(row)
+            if on_success is not None:
+                await on_success(s)
+            if actor is not None:
+                await self.audit.record_in(
+                    s, tenant_id=tenant_id, actor=actor, action=action, target_type="user",
+                    target_id=user_id, data={"token_id": row.id},
+                )  # fmt: skip
         return {
             "access_token": secret,
             "token_type": "bearer",
@@ -162,7 +224,10 @@ class AuthService:
             for t in rows
         ]
 
-    async def revoke_token(self, principal: Principal, token_id: str) -> None:
+    async def revoke_token(
+        self, principal: Principal, token_id: str, *, action: str = "auth.token_revoked"
+    ) -> None:
+        """Revoke one of my tokens (``auth.logout`` when it is the one in use)."""
         user_id = principal.require_user()
         async with self.db.write() as s:
             result = await s.execute(
@@ -175,6 +240,11 @@ class AuthService:
                 )
                 .values(revoked_at=utcnow())
             )
+            if result.rowcount:  # type: ignore[attr-defined]
+                await self.audit.record_in(
+                    s, tenant_id=principal.tenant_id, actor=principal, action=action,
+                    target_type="access_token", target_id=token_id,
+                )  # fmt: skip
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise NotFound("no such active token", details={"token_id": token_id})
 
@@ -193,8 +263,15 @@ class AuthService:
     # -- API keys ------------------------------------------------------------------------
 
     async def create_api_key(
-        self, tenant_id: str, *, name: str, scopes: list[str], created_by: str | None
+        self,
+        tenant_id: str,
+        *,
+        name: str,
+        scopes: list[str],
+        created_by: str | None,
+        actor: Principal | None = None,
     ) -> dict[str, Any]:
+        """A new key (audited as ``api_key.created``; ``actor`` None: the CLI, "system")."""
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
             raise InvalidRequest(
@@ -213,6 +290,11 @@ class AuthService:
         )
         async with self.db.write() as s:
             s.add(row)
+            await self.audit.record_in(
+                s, tenant_id=tenant_id, actor=actor, action="api_key.created",
+                target_type="api_key", target_id=row.id,
+                data={"name": name, "scopes": row.scopes},
+            )  # fmt: skip
         return {**api_key_view(row), "key": secret}
 
     async def list_api_keys(self, tenant_id: str) -> list[dict[str, Any]]:
@@ -224,7 +306,9 @@ class AuthService:
             ).all()
         return [api_key_view(k) for k in rows]
 
-    async def revoke_api_key(self, tenant_id: str, key_id: str) -> None:
+    async def revoke_api_key(
+        self, tenant_id: str, key_id: str, *, actor: Principal | None = None
+    ) -> None:
         async with self.db.write() as s:
             result = await s.execute(
                 update(ApiKey)
@@ -233,6 +317,11 @@ class AuthService:
                 )
                 .values(revoked_at=utcnow())
             )
+            if result.rowcount:  # type: ignore[attr-defined]
+                await self.audit.record_in(
+                    s, tenant_id=tenant_id, actor=actor, action="api_key.revoked",
+                    target_type="api_key", target_id=key_id,
+                )  # fmt: skip
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise NotFound("no such active API key", details={"api_key_id": key_id})
 

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from warbler.bus.base import BusEvent, EventBus
 from warbler.clock import utcnow
 from warbler.im.views import message_view
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.store.db import before_commit
 from warbler.store.models import Event, Member, Message, MessageHide, StoredFile, Tenant
 
@@ -98,8 +100,11 @@ async def _number_and_store(session: AsyncSession) -> None:
         assert top is not None, f"no tenant {tenant_id}"
         for offset, row in enumerate(rows):
             row.seq = top - len(rows) + 1 + offset
-    session.add_all(pending)
-    await session.flush()
+        # Payloads are encrypted under their own tenant's key.
+        await ensure_keys(tenant_id)
+        with bound_tenant(tenant_id):
+            session.add_all(rows)
+            await session.flush()
 
 
 async def latest_seq(session: AsyncSession, tenant_id: str) -> int:

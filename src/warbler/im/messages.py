@@ -21,6 +21,8 @@ from warbler.im.principal import Principal
 from warbler.im.ratelimit import RateLimiter, enforce
 from warbler.im.views import message_view
 from warbler.search import index as search_index
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.store.db import Database
 from warbler.store.models import Conversation, Member, Message, MessageHide, StoredFile
 
@@ -279,7 +281,10 @@ class MessageService:
             if data is not None:
                 msg.data = data
             msg.edited_at = utcnow()
-            await search_index.replace(s, msg)
+            await ensure_keys(msg.tenant_id)
+            with bound_tenant(msg.tenant_id):
+                await s.flush()
+                await search_index.replace(s, msg)
             view = message_view(msg, file)
             await self.events.record(
                 s, after, tenant_id=msg.tenant_id, type="message.edited", data={"message": view},
@@ -383,9 +388,12 @@ async def append(
         mention_all=draft.mention_all,
         created_at=now,
     )
-    s.add(msg)
-    await s.flush()
-    await search_index.add(s, msg)
+    # The body is encrypted under the conversation's tenant's key, whoever calls.
+    await ensure_keys(conv.tenant_id)
+    with bound_tenant(conv.tenant_id):
+        s.add(msg)
+        await s.flush()
+        await search_index.add(s, msg)
     view = message_view(msg, file)
     await events.record(
         s, after, tenant_id=conv.tenant_id, type="message.new", data={"message": view},

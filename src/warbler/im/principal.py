@@ -23,6 +23,10 @@ SCOPES = (
     "kb:write",  # manage knowledge bases, documents and curated answers
     "bots:use",  # talk to bots through the OpenAI-compatible API
     "bots:write",  # configure bots, providers and tools
+    "support:read",  # customer service: the queue, tickets, histories (audited)
+    "support:write",  # customer service: pick, take over, transfer, resolve (and read)
+    "support:admin",  # customer service: settings, teams, agents' capacity
+    "audit:read",  # list and export the audit log
 )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.clock import utcnow
 from warbler.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -22,10 +24,16 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 USERNAME = re.compile(r"^[\w.\-@]{1,64}$")
 
 
+# Called in the transaction that creates a tenant, after its row is flushed, with
+# (session, tenant id): what every tenant must have from the start (its data keys).
+TenantHook = Callable[[AsyncSession, str], None]
+
+
 class UserService:
     def __init__(self, db: Database, auth: AuthService) -> None:
         self.db = db
         self.auth = auth
+        self.tenant_hooks: list[TenantHook] = []
 
     async def create_tenant(self, *, slug: str, name: str) -> dict[str, Any]:
         if not SLUG.match(slug):
@@ -34,6 +42,9 @@ class UserService:
         try:
             async with self.db.write() as s:
                 s.add(row)
+                await s.flush()
+                for hook in self.tenant_hooks:
+                    hook(s, row.id)
         except IntegrityError as exc:
             raise Conflict("a tenant with this slug exists", details={"slug": slug}) from exc
         return {"id": row.id, "slug": row.slug, "name": row.name, "created_at": row.created_at}
@@ -69,7 +80,7 @@ class UserService:
             display_name=display_name or username,
             kind=kind,
             role=role,
-            password_hash=hash_password(password) if password else None,
+            password_hash=hash_password(password, username=username) if password else None,
             avatar_url=avatar_url,
             disabled=False,
             created_at=now,
@@ -165,13 +176,20 @@ class UserService:
         target = user_id or actor.require_user()
         if target != actor.user_id:
             actor.require_admin("users:write")
-        check_policy(new)
         async with self.db.write() as s:
             user = await s.scalar(
                 select(User).where(User.tenant_id == actor.tenant_id, User.id == target)
             )
             if user is None:
                 raise NotFound("no such user", details={"user_id": target})
+            if (
+                target != actor.user_id
+                and user.role == "owner"
+                and actor.role != "owner"
+                and not actor.api_key_id
+            ):
+                raise Forbidden("only an owner can reset an owner's password")
+            check_policy(new, username=user.username, field="new_password")
             if target == actor.user_id and not verify_password(user.password_hash, current or ""):
                 raise Forbidden("the current password is wrong")
             user.password_hash = hash_password(new)

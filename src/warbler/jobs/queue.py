@@ -7,6 +7,7 @@ again. ``attempts`` counts claims, so a job that keeps crashing its worker still
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from warbler.clock import utcnow
 from warbler.errors import Conflict, InvalidRequest, NotFound
 from warbler.ids import new_id
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.store.db import Database
 from warbler.store.models import Job
 
@@ -116,17 +119,22 @@ class JobQueue:
             "created_at": now,
             "updated_at": now,
         }
-        if dedupe_key is None:
-            job = Job(**values)
-            session.add(job)
-            await session.flush()
-        else:
-            # ON CONFLICT DO NOTHING: two nodes enqueueing the same key race safely, and the
-            # caller's transaction is not aborted by a unique violation.
-            insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-            await session.execute(
-                insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-            )
+        if tenant_id is not None:
+            await ensure_keys(tenant_id)  # the payload is encrypted under the tenant's key
+        with bound_tenant(tenant_id) if tenant_id else contextlib.nullcontext():
+            if dedupe_key is None:
+                job = Job(**values)
+                session.add(job)
+                await session.flush()
+            else:
+                # ON CONFLICT DO NOTHING: two nodes enqueueing the same key race safely, and
+                # the caller's transaction is not aborted by a unique violation.
+                insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+                await session.execute(
+                    insert(Job)
+                    .values(**values)
+                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                )
             stored = await session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
             assert stored is not None  # inserted now, or by whoever won the race
             job = stored

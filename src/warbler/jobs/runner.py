@@ -22,6 +22,7 @@ from typing import Any
 from warbler.clock import utcnow
 from warbler.config import Settings
 from warbler.jobs.queue import JobQueue
+from warbler.security.encryption import tenant_scope
 from warbler.store.models import Job
 
 log = logging.getLogger(__name__)
@@ -160,18 +161,9 @@ class JobRunner:
 
     async def _run(self, job: Job, spec: _Kind) -> None:
         try:
-            try:
-                result = await self._call(job, spec)
-            except asyncio.CancelledError:
-                raise  # stopping: the lease will expire and the job runs again
-            except JobFailure as exc:
-                await self._failed(job, spec, exc.message, exc.result, retry=exc.retry)
-            except Exception as exc:
-                log.warning("job %s (%s) attempt %s failed", job.id, job.kind, job.attempts,
-                            exc_info=True)  # fmt: skip
-                await self._failed(job, spec, f"{type(exc).__name__}: {exc}", None, retry=True)
-            else:
-                await self.queue.complete(job.id, result, worker_id=self.worker_id)
+            # The attempt and its outcome act for the job's tenant (encryption at rest).
+            async with tenant_scope(job.tenant_id) if job.tenant_id else contextlib.nullcontext():
+                await self._attempt(job, spec)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -179,6 +171,20 @@ class JobRunner:
         finally:
             self._running.pop(job.id, None)
             self.notify()  # a slot is free
+
+    async def _attempt(self, job: Job, spec: _Kind) -> None:
+        try:
+            result = await self._call(job, spec)
+        except asyncio.CancelledError:
+            raise  # stopping: the lease will expire and the job runs again
+        except JobFailure as exc:
+            await self._failed(job, spec, exc.message, exc.result, retry=exc.retry)
+        except Exception as exc:
+            log.warning("job %s (%s) attempt %s failed", job.id, job.kind, job.attempts,
+                        exc_info=True)  # fmt: skip
+            await self._failed(job, spec, f"{type(exc).__name__}: {exc}", None, retry=True)
+        else:
+            await self.queue.complete(job.id, result, worker_id=self.worker_id)
 
     async def _call(self, job: Job, spec: _Kind) -> dict[str, Any] | None:
         """The handler, with its lease renewed every third of its length while it runs, so a

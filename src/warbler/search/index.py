@@ -1,7 +1,8 @@
-"""The message search index. It stores tokens, never the message text.
+"""The message search index. It stores keyed hashes of tokens, never words or text.
 
-SQLite: an FTS5 table over pre-split tokens. PostgreSQL: a ``tsvector`` with the 'simple'
-configuration over the same tokens (rjieba does the Chinese word splitting either way).
+The tokens (rjieba for Chinese) become blind-index terms under the tenant's search key
+(``security/encryption/blind_index.py``). SQLite: an FTS5 table over those terms.
+PostgreSQL: a ``tsvector`` with the 'simple' configuration over the same terms.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.search.tokenize import tokens
+from warbler.security.encryption import blind_index
+from warbler.security.encryption.keycache import CACHE, SEARCH, ensure
 from warbler.store.models import Message
 
 
@@ -20,11 +23,17 @@ def searchable_text(msg: Message) -> str:
     return " ".join(p for p in parts if p)
 
 
+async def search_key(tenant_id: str) -> bytes:
+    if not CACHE.has_active(tenant_id, SEARCH):
+        await ensure(tenant_id)
+    return CACHE.active(tenant_id, SEARCH).secret
+
+
 async def add(s: AsyncSession, msg: Message) -> None:
     words = tokens(searchable_text(msg))
     if not words:
         return
-    joined = " ".join(words)
+    joined = " ".join(blind_index.index_terms(words, await search_key(msg.tenant_id)))
     params = {"t": joined, "m": msg.id, "c": msg.conversation_id, "tn": msg.tenant_id}
     if _sqlite(s):
         await s.execute(

@@ -9,7 +9,9 @@ from sqlalchemy import select, text
 from warbler.errors import InvalidRequest
 from warbler.im.principal import Principal
 from warbler.im.views import message_view
-from warbler.search.tokenize import is_cjk, tokens
+from warbler.search.index import search_key
+from warbler.search.tokenize import tokens
+from warbler.security.encryption.blind_index import query_term
 from warbler.store.db import Database
 from warbler.store.models import Message, StoredFile
 
@@ -48,8 +50,11 @@ class SearchService:
             "AND ms.message_id NOT IN (SELECT message_id FROM message_hides WHERE user_id = :u) "
             + scope
         )
+        # Terms are blind-index hashes (letters only): quoting is all they need.
+        key = await search_key(principal.tenant_id)
+        terms = [query_term(w, key) for w in words]
         if self.db.is_sqlite:
-            params["q"] = " ".join(_fts5_term(w) for w in words)
+            params["q"] = " ".join(f'"{t}"' for t in terms)
             sql = (
                 "SELECT ms.message_id FROM message_search ms "
                 "JOIN messages m ON m.id = ms.message_id "
@@ -57,7 +62,7 @@ class SearchService:
                 "ORDER BY m.created_at DESC, m.seq DESC LIMIT :lim OFFSET :off"
             )
         else:
-            params["q"] = " & ".join(_tsquery_term(w) for w in words)
+            params["q"] = " & ".join(f"'{t}'" for t in terms)
             sql = (
                 "SELECT ms.message_id FROM message_search ms "
                 "JOIN messages m ON m.id = ms.message_id "
@@ -82,18 +87,6 @@ class SearchService:
             if i in by_id
         ]
         return {"results": results, "has_more": has_more, "query_tokens": words}
-
-
-def _fts5_term(word: str) -> str:
-    quoted = '"' + word.replace('"', '""') + '"'
-    # English words also match longer forms ("refund" finds "refunds"); Chinese tokens are
-    # already whole words and their sub-words.
-    return quoted if is_cjk(word) or len(word) < 3 else quoted + "*"
-
-
-def _tsquery_term(word: str) -> str:
-    escaped = "'" + word.replace("'", "''").replace("\\", "\\\\") + "'"
-    return escaped if is_cjk(word) or len(word) < 3 else escaped + ":*"
 
 
 def _highlights(body: str, words: list[str]) -> list[list[int]]:

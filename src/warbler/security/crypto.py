@@ -6,6 +6,10 @@ another row or column fails to open instead of leaking there.
 
 The master key comes from ``WARBLER_SECRET_KEY`` or, on the embedded default, from
 ``DATA_DIR/secret.key``, created once with mode 0600. Every node of a cluster needs the same key.
+
+New secrets are sealed under each tenant's data key instead (``security/encryption/``,
+``enc1:`` values); ``v1:`` values written before still open, and ``warbler keys
+rotate-master`` or ``warbler keys reencrypt`` re-seal them under the tenant's key.
 """
 
 from __future__ import annotations
@@ -66,11 +70,15 @@ def new_key_text() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
-def load_box(settings: Settings) -> SecretBox:
-    """The node's SecretBox: from the setting, else from (or newly into) the key file."""
+KEY_FILE = "secret.key"
+PREVIOUS_KEY_FILE = "secret.key.previous"
+
+
+def master_key(settings: Settings) -> bytes:
+    """The node's master key: from the setting, else from (or newly into) the key file."""
     if settings.secret_key:
-        return SecretBox(decode_key(settings.secret_key))
-    path = Path(settings.data_dir) / "secret.key"
+        return decode_key(settings.secret_key)
+    path = Path(settings.data_dir) / KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -80,4 +88,21 @@ def load_box(settings: Settings) -> SecretBox:
         else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(new_key_text() + "\n")
-    return SecretBox(decode_key(path.read_text()))
+    return decode_key(path.read_text())
+
+
+def previous_master_key(settings: Settings) -> bytes | None:
+    """The master key being rotated out, if any: ``WARBLER_SECRET_KEY_PREVIOUS``, else the
+    file ``DATA_DIR/secret.key.previous`` that ``warbler keys rotate-master --generate``
+    leaves behind."""
+    if settings.secret_key_previous:
+        return decode_key(settings.secret_key_previous)
+    path = Path(settings.data_dir) / PREVIOUS_KEY_FILE
+    if not settings.secret_key and path.exists():
+        return decode_key(path.read_text())
+    return None
+
+
+def load_box(settings: Settings) -> SecretBox:
+    """A SecretBox under the node's master key (``v1:`` values, from before tenant keys)."""
+    return SecretBox(master_key(settings))

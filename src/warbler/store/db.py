@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -15,6 +16,15 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+# Set while this task is inside a write transaction (on SQLite it holds the write lock, so
+# it must not open another write transaction: that would wait for itself).
+_IN_WRITE: ContextVar[bool] = ContextVar("warbler_in_write", default=False)
+# Set just while a write transaction opens its SQLite connection: BEGIN IMMEDIATE takes the
+# write lock first (waiting up to busy_timeout for another process, such as a `warbler keys`
+# command), instead of reading a snapshot another process's commit makes stale, which would
+# fail the first write with "database is locked".
+_IMMEDIATE: ContextVar[bool] = ContextVar("warbler_sqlite_immediate", default=False)
 
 
 class Database:
@@ -45,6 +55,11 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @staticmethod
+    def in_write() -> bool:
+        """Whether the calling task is inside ``write()``/``write_then()``."""
+        return _IN_WRITE.get()
+
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
@@ -54,9 +69,14 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A transaction committed on success; the caller may publish events after it."""
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self._sessions() as session, session.begin():
-            yield session
-            await _run_before_commit(session)
+        token = _IN_WRITE.set(True)
+        try:
+            async with lock, self._sessions() as session, session.begin():
+                await self._begin_writing(session)
+                yield session
+                await _run_before_commit(session)
+        finally:
+            _IN_WRITE.reset(token)
 
     @contextlib.asynccontextmanager
     async def write_then(self) -> AsyncIterator[tuple[AsyncSession, list[Any]]]:
@@ -67,12 +87,25 @@ class Database:
         """
         lock = self._write_lock or contextlib.nullcontext()
         after: list[Any] = []
-        async with lock:
-            async with self._sessions() as session, session.begin():
-                yield session, after
-                await _run_before_commit(session)
-            for callback in after:
-                callback()
+        token = _IN_WRITE.set(True)
+        try:
+            async with lock:
+                async with self._sessions() as session, session.begin():
+                    await self._begin_writing(session)
+                    yield session, after
+                    await _run_before_commit(session)
+                for callback in after:
+                    callback()
+        finally:
+            _IN_WRITE.reset(token)
+
+    async def _begin_writing(self, session: AsyncSession) -> None:
+        if self.is_sqlite:
+            token = _IMMEDIATE.set(True)
+            try:
+                await session.connection()
+            finally:
+                _IMMEDIATE.reset(token)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -106,4 +139,4 @@ def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _IMMEDIATE.get() else "BEGIN")

@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from warbler.security.encryption.columns import EncryptedJSON, EncryptedString, EncryptedText
+
 ID = String(26)
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT identity.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
@@ -143,8 +145,9 @@ class Message(Base):
     sender_id: Mapped[str | None] = mapped_column(String(26))
     client_msg_id: Mapped[str | None] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16))  # text | image | file | card | system
-    text: Mapped[str | None] = mapped_column(Text)
-    data: Mapped[dict[str, Any] | None]
+    # Encrypted at rest under the tenant's data key (security/encryption/columns.py).
+    text: Mapped[str | None] = mapped_column(EncryptedText("messages.text"))
+    data: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("messages.data"))
     file_id: Mapped[str | None] = mapped_column(String(26))
     reply_to_id: Mapped[str | None] = mapped_column(String(26))
     mentions: Mapped[list[Any] | None]
@@ -191,7 +194,9 @@ class Event(Base):
     target_user_id: Mapped[str | None] = mapped_column(String(26))
     message_id: Mapped[str | None] = mapped_column(String(26))
     actor_id: Mapped[str | None] = mapped_column(String(26))
-    payload: Mapped[dict[str, Any]]
+    # Encrypted: non-message events copy bodies (a conversation's announcement, a hand-off
+    # summary).
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("events.payload"))
     created_at: Mapped[datetime]
 
 
@@ -214,7 +219,7 @@ class Webhook(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(EncryptedString("webhooks.secret", 200))
     event_types: Mapped[list[Any]]  # empty list: every event type
     description: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -235,7 +240,8 @@ class Job(Base):
     # What the job is about (a webhook id for deliveries), so admins can list them.
     ref: Mapped[str | None] = mapped_column(String(60), index=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    payload: Mapped[dict[str, Any]]
+    # Payloads and results are encrypted: a job may carry what it works on (message text).
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("jobs.payload"))
     status: Mapped[str] = mapped_column(String(16))  # pending | running | done | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
@@ -243,6 +249,6 @@ class Job(Base):
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    result: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON("jobs.result"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

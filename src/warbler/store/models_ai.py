@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from warbler.security.encryption.columns import EncryptedText
 from warbler.store.models import ID, Base
 
 
@@ -86,7 +87,7 @@ class AiConversationState(Base):
     )
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     preset: Mapped[str | None] = mapped_column(String(64))
-    summary: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(EncryptedText("ai_conversation_state.summary"))
     summary_upto_seq: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
 
@@ -121,7 +122,7 @@ class AiUsage(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(26))
     trigger_message_id: Mapped[str | None] = mapped_column(String(26))
     reply_message_id: Mapped[str | None] = mapped_column(String(26))
-    source: Mapped[str] = mapped_column(String(16))  # chat | openai_api
+    source: Mapped[str] = mapped_column(String(16))  # chat | openai_api | suggestion
     provider: Mapped[str | None] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(200))
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,6 +16,7 @@ from warbler.ids import new_id
 from warbler.im.events import latest_seq
 from warbler.im.principal import Principal
 from warbler.jobs.queue import JobQueue
+from warbler.security.encryption import tenant_scope
 from warbler.store.db import Database
 from warbler.store.models import Job, Webhook
 from warbler.webhooks.event_types import EVENT_TYPES
@@ -93,7 +94,8 @@ class WebhookService:
         principal.require_admin(SCOPE)
         url = await check_target(url, allow_private=self.settings.webhook_allow_private_targets)
         types = check_event_types(event_types)
-        async with self.db.write() as s:
+        # The signing secret is stored encrypted under the tenant's data key.
+        async with tenant_scope(principal.tenant_id), self.db.write() as s:
             hook = Webhook(
                 id=new_id(), tenant_id=principal.tenant_id, url=url, secret=new_webhook_secret(),
                 event_types=types, description=description, active=True,
@@ -155,7 +157,7 @@ class WebhookService:
     async def rotate_secret(self, principal: Principal, webhook_id: str) -> dict[str, Any]:
         """A new secret, effective for every delivery attempt from now on (retries too)."""
         principal.require_admin(SCOPE)
-        async with self.db.write() as s:
+        async with tenant_scope(principal.tenant_id), self.db.write() as s:
             hook = await _load(s, principal.tenant_id, webhook_id, for_update=True)
             hook.secret = new_webhook_secret()
         return webhook_view(hook, with_secret=True)

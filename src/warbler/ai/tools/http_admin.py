@@ -18,6 +18,8 @@ from warbler.errors import Conflict, InvalidRequest, NotFound
 from warbler.ids import new_id
 from warbler.im.principal import Principal
 from warbler.security.crypto import SecretBox
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.security.outbound import OutboundPolicy
 from warbler.store.db import Database
 from warbler.store.models_tools import HttpTool
@@ -84,7 +86,9 @@ class HttpToolAdmin:
             created_by=principal.user_id or principal.api_key_id, created_at=now, updated_at=now,
         )  # fmt: skip
         _check_placeholders(row.url_template, row.parameters)
-        self._set_auth(row, auth_header)
+        await ensure_keys(principal.tenant_id)  # the secret is sealed under the tenant's key
+        with bound_tenant(principal.tenant_id):
+            self._set_auth(row, auth_header)
         try:
             async with self.db.write() as s:
                 s.add(row)
@@ -140,7 +144,9 @@ class HttpToolAdmin:
                 if "enabled" in changes:
                     row.enabled = bool(changes["enabled"])
                 if "auth_header" in changes:
-                    self._set_auth(row, changes["auth_header"])
+                    await ensure_keys(principal.tenant_id)
+                    with bound_tenant(principal.tenant_id):
+                        self._set_auth(row, changes["auth_header"])
                 _check_placeholders(row.url_template, row.parameters)
                 row.updated_at = utcnow()
                 await s.flush()

@@ -25,6 +25,8 @@ from warbler.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from warbler.ids import new_id
 from warbler.im.principal import Principal
 from warbler.security.crypto import SecretBox
+from warbler.security.encryption import bound_tenant
+from warbler.security.encryption import ensure as ensure_keys
 from warbler.security.outbound import OutboundPolicy
 from warbler.store.db import Database
 from warbler.store.models_tools import McpServer
@@ -108,8 +110,10 @@ class McpServerAdmin:
             timeout_seconds=check_timeout(timeout_seconds, DEFAULT_TIMEOUT), enabled=enabled,
             created_by=principal.user_id or principal.api_key_id, created_at=now, updated_at=now,
         )  # fmt: skip
-        self._apply_target(row, {"url": url, "command": command, "args": args,
-                                 "env": env, "headers": headers})  # fmt: skip
+        await ensure_keys(principal.tenant_id)  # secrets are sealed under the tenant's key
+        with bound_tenant(principal.tenant_id):
+            self._apply_target(row, {"url": url, "command": command, "args": args,
+                                     "env": env, "headers": headers})  # fmt: skip
         try:
             async with self.db.write() as s:
                 s.add(row)
@@ -154,7 +158,9 @@ class McpServerAdmin:
             async with self.db.write() as s:
                 row = await _load(s, principal.tenant_id, server_id, for_update=True)
                 if target:
-                    self._apply_target(row, target)
+                    await ensure_keys(principal.tenant_id)
+                    with bound_tenant(principal.tenant_id):
+                        self._apply_target(row, target)
                 if "name" in changes:
                     row.name = check_name(changes["name"])
                 if "description" in changes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -37,7 +38,10 @@ class OpenAIEmbedder:
         timeout: float = 30.0,
         max_retries: int = 2,
         retry_base_seconds: float = 0.5,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
+        """``redact``: applied to every text before it is sent (the PII redaction of
+        ``WARBLER_REDACTION_EMBEDDINGS``; queries and passages leave the machine here)."""
         if not base_url:
             raise ValueError("WARBLER_KB_EMBEDDER_URL is required with WARBLER_KB_EMBEDDER=openai")
         self.url = base_url.rstrip("/") + "/embeddings"
@@ -48,6 +52,7 @@ class OpenAIEmbedder:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_base = retry_base_seconds
+        self.redact = redact
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # One client per event loop (an httpx client must not cross loops).
         self._client: httpx.AsyncClient | None = None
@@ -110,6 +115,8 @@ class OpenAIEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Some servers reject empty strings; a space embeds as "nothing" everywhere.
         clean = [t if t.strip() else " " for t in texts]
+        if self.redact is not None:
+            clean = [self.redact(t) for t in clean]
         parts = [
             await self._post(clean[start : start + self.batch])
             for start in range(0, len(clean), self.batch)

@@ -11,12 +11,15 @@ from collections.abc import AsyncIterator
 
 from warbler.config import Settings
 from warbler.files.store import FileStore, LocalFileStore
+from warbler.security.encryption.files import EncryptedFileStore
 
 FOLDER = "kb-uploads"
 
 
 def build_blob_store(settings: Settings) -> FileStore:
-    return LocalFileStore(settings.data_dir / FOLDER, fsync=settings.sqlite_synchronous == "FULL")
+    """Encrypted at rest under the tenant's data key, like conversation files."""
+    local = LocalFileStore(settings.data_dir / FOLDER, fsync=settings.sqlite_synchronous == "FULL")
+    return EncryptedFileStore(local, purpose=FOLDER)
 
 
 def blob_key(tenant_id: str, kb_id: str, file_id: str) -> str:

@@ -1,8 +1,10 @@
 """``handoff``: ask for a human agent to take over the conversation.
 
-Records the durable event ``support.handoff_requested`` (the customer-service queue builds its
-tickets from it) and posts a system message telling the conversation an agent was asked to
-join. The result carries ``handoff``, so the reply engine ends the bot's turn.
+Records the durable event ``support.handoff_requested`` and, in the same transaction, hands
+the conversation over: a support conversation gets a ticket in the customer-service queue
+(``services.support``; its notice tells the visitor their place or when a person will reply),
+any other conversation a system message saying an agent was asked to join. The result carries
+``handoff``, so the reply engine ends the bot's turn.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ REASONS = (
     "sensitive_topic",  # a topic the bot must not handle (refunds, complaints, legal)
     "other",
 )
+# The tool's reasons and customer service's reason codes (warbler/support/states.py) agree;
+# the engine's own hand-off after a provider failure records "bot_error".
+SUPPORT_REASONS = {r: r for r in (*REASONS, "bot_error")}
 NOTICE = "A human agent has been asked to join this conversation."
 
 
@@ -53,12 +58,16 @@ class Handoff:
         },
     )
 
+    def __init__(self, system_reason: str | None = None) -> None:
+        # Set by the engine, not the model: the reason recorded whatever the call says.
+        self.system_reason = system_reason
+
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         if ctx.conversation_id is None:
             raise ToolError("no_conversation", "a hand-off needs a conversation to hand over")
         services = ctx.services
         tenant_id = ctx.principal.tenant_id
-        reason = args["reason"]
+        reason = self.system_reason or args["reason"]
         summary = (args.get("summary") or "").strip() or None
         data = {
             "conversation_id": ctx.conversation_id,
@@ -74,12 +83,22 @@ class Handoff:
                 raise ToolError(
                     "no_conversation", "the bot is not in this conversation any more"
                 ) from None
-            notice = await append(
-                s, after, services.events, conv, sender_id=None,
-                draft=Draft(kind="system", text=NOTICE,
-                            data={"event": EVENT, "actor_id": ctx.bot_user_id, "reason": reason}),
-            )  # fmt: skip
-            data["message_id"] = notice["id"]
+            if conv.kind == "support":
+                ticket = await services.support.escalate_in(
+                    s, after, tenant_id, conv.id, SUPPORT_REASONS.get(reason, "other"),
+                    actor_id=ctx.bot_user_id, summary=summary,
+                    detail={"source": "handoff_tool"},
+                )  # fmt: skip
+                data["ticket_id"] = ticket.id if ticket is not None else None
+                data["message_id"] = None
+            else:
+                notice = await append(
+                    s, after, services.events, conv, sender_id=None,
+                    draft=Draft(kind="system", text=NOTICE,
+                                data={"event": EVENT, "actor_id": ctx.bot_user_id,
+                                      "reason": reason}),
+                )  # fmt: skip
+                data["message_id"] = notice["id"]
             await services.events.record(
                 s, after, tenant_id=tenant_id, type=EVENT, data=data,
                 conversation_id=conv.id, actor_id=ctx.bot_user_id,
