@@ -75,8 +75,11 @@ class TlsServer:
         return f"wss://127.0.0.1:{self.port}{API}/ws?cursor=0"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[TlsServer]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    """One server for the module (each start costs seconds); the tests only read, log in,
+    and rename ann."""
+    tmp_path = tmp_path_factory.mktemp("tls")
     data = tmp_path / "data"
     data.mkdir()
     seed = seed_tenant(data, "acme", [("ann", "member")])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import api, demo_login, screenshot, watch_errors
+from tests.e2e.browser import api, demo_login, poll, screenshot, watch_errors
 from warbler.support.widget.identity import sign_identity_token
 
 pytestmark = pytest.mark.slow
@@ -117,6 +117,52 @@ def test_the_widget_speaks_chinese_to_a_chinese_browser(demo_server, pages):
     assert re.search(r"[\u4e00-\u9fff]", answer.locator(".text").inner_text())
     assert answer.locator(".sources-title").inner_text() == "参考来源"
     screenshot(page, "widget-zh")
+    assert errors == []
+
+
+def test_the_panel_catches_up_after_its_connection_drops(demo_server, pages):
+    """The WebSocket is cut and reconnecting is refused while the bot answers; once the
+    network is back the panel reconnects and shows the answer it missed, with no reload."""
+    context = pages.context()
+    sockets: list[Any] = []
+    network = {"up": True}
+
+    def route(ws: Any) -> None:
+        if not network["up"]:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context.route_web_socket(re.compile(r".*/api/v1/ws.*"), route)
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto(f"{demo_server.url}/widget/demo")
+    with page.expect_response(re.compile(r".*/sessions$")) as created:
+        frame = open_widget(page)
+    session = created.value.json()
+    frame.locator("#conn").wait_for(state="hidden")  # live
+    network["up"] = False
+    sockets[-1].close()
+    frame.locator("#conn").wait_for(state="visible")  # "Reconnecting…"
+    frame.locator("#input").fill("How do I turn on two-factor authentication?")
+    frame.locator("#input").press("Enter")
+    frame.locator(".msg.me:not(.pending)").wait_for()
+
+    def answered() -> bool:
+        with api(demo_server, session["access_token"]) as visitor:
+            history = visitor.get(f"/conversations/{session['conversation_id']}/messages")
+        return any(
+            m["sender_id"] == session["bot"]["id"] and m["data"]["ai"]["status"] == "done"
+            for m in history.json()["messages"]
+        )
+
+    poll(answered, within=ANSWER_MS / 1000)
+    assert frame.locator(".msg.bot").count() == 0  # it happened while the panel was cut off
+    network["up"] = True
+    frame.locator(".msg.bot .sources li").first.wait_for(timeout=60_000)
+    frame.locator("#conn").wait_for(state="hidden")
+    assert len(sockets) == 2
     assert errors == []
 
 

@@ -224,3 +224,16 @@ async def test_an_agent_group_admin_is_not_an_audit_reader(client, make_tenant):
     agent, other = await t.user("ag", role="agent"), await t.user("ot")
     await group_of(client, agent, other)
     assert (await client.get("/audit", headers=agent.headers)).status_code == 403
+
+
+async def test_odd_query_values_are_typed_errors_not_crashes(client, make_tenant):
+    ann = await (await make_tenant()).user("ann", role="owner")
+    r = await client.get("/audit", params={"since": "0001-01-01T00:00:00-01:00"},
+                         headers=ann.headers)  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"]["details"] == {"field": "since"}
+    r = await client.get("/audit", params={"before_id": 2**63}, headers=ann.headers)
+    assert r.status_code == 422
+    r = await client.get("/audit/export", params={"format": "xml"}, headers=ann.headers)
+    assert r.status_code == 422
+    r = await client.get("/audit", params={"action": "100%_sure.*"}, headers=ann.headers)
+    assert r.status_code == 200 and r.json() == []

@@ -258,6 +258,7 @@ def test_a_serving_node_keeps_answering_and_reading_through_key_rotations(
     out = runner.invoke(cli, ["keys", "status", "--rows"], env=cli_env(new))
     assert out.exit_code == 0, out.output
     assert "previous: -" in out.output and fingerprint(decode_key(new)) in out.output
+    assert "plain" not in out.output  # every stored value is encrypted
     server.stop()
     server.env_extra = {"WARBLER_SECRET_KEY": old}
     with pytest.raises(RuntimeError):

@@ -3,6 +3,8 @@ comment; the rating is an event on the conversation and is thanked in the visito
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from tests.integration.support_world import messages_of, notices, support_world
@@ -109,3 +111,19 @@ async def test_the_thanks_follow_the_conversation_language(client, services, mak
     assert r.status_code == 201
     thanks = notices(await messages_of(client, vera, conv))[-1]
     assert thanks["text"] == "Thank you for your feedback!"
+
+
+async def test_two_ratings_at_once_exactly_one_lands(client, services, make_tenant):
+    w = await support_world(services, make_tenant)
+    vera, conv, _amy, ticket_id = await _resolved(client, w)
+    url = f"/support/tickets/{ticket_id}/csat"
+    first, second = await asyncio.gather(
+        client.post(url, json={"score": 2}, headers=vera.headers),
+        client.post(url, json={"score": 4}, headers=vera.headers),
+    )
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    landed = first if first.status_code == 201 else second
+    assert (await w.ticket(conv)).csat_score == landed.json()["score"]
+    thanks = [n for n in notices(await messages_of(client, vera, conv))
+              if n["data"]["support"].get("event") == "csat_thanks"]  # fmt: skip
+    assert len(thanks) == 1

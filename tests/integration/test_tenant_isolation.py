@@ -324,9 +324,13 @@ ROUTES: dict[tuple[str, str], Spec] = {
     # (B's team is refused as a filter and as a canned reply's team: no probing B's teams.)
     ("GET", "/support/canned"): Spec(query=lambda i: {"q": "a", "team_id": i.team_id}),
     ("POST", "/support/canned"): Spec(
-        body=lambda i: {"shortcut": f"c-{new_id().lower()}", "title": "A", "text": "a",
-                        "team_id": i.team_id},
-    ),  # fmt: skip
+        body=lambda i: {
+            "shortcut": f"c-{new_id().lower()}",
+            "title": "A",
+            "text": "a",
+            "team_id": i.team_id,
+        }
+    ),
     ("PATCH", "/support/canned/{canned_id}"): Spec(body=lambda i: {"text": "pwned"}),
     ("DELETE", "/support/canned/{canned_id}"): Spec(),
     ("GET", "/support/conversations/{conversation_id}/notes"): Spec(),
@@ -702,9 +706,9 @@ def ids_needed(path: str, *bodies: Callable[[Ids], Any] | None) -> set[str]:
 
 
 async def a_victims(
-    client: httpx.AsyncClient, services: Any, world: World, need: set[str], *, settled: bool = False,
-    open_ticket: bool = False,
-) -> Ids:
+    client: httpx.AsyncClient, services: Any, world: World, need: set[str], *,
+    settled: bool = False, open_ticket: bool = False,
+) -> Ids:  # fmt: skip
     """Fresh A-owned things for one control call (calls may revoke, recall or remove them);
     only those in ``need`` (and what they depend on) are made, since each takes a moment.
     ``settled``: a webhook delivery that has used up its attempts (for retrying it)."""

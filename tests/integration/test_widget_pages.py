@@ -35,6 +35,8 @@ async def test_the_loader_is_javascript_that_any_site_may_load(web):
     assert "window.Warbler" in r.text and "attachShadow" in r.text
     again = await web.get("/widget.js", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and not again.content
+    head = await web.head("/widget.js")
+    assert head.status_code == 200 and head.headers["etag"] == r.headers["etag"]
 
 
 async def test_the_frame_may_be_embedded_where_the_tenant_allows(

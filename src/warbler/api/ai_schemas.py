@@ -30,16 +30,24 @@ class PresetOut(BaseModel):
     max_tokens: int | None
 
 
+# Upper bounds the stores can hold (a 32-bit rate column, a 64-bit token column, JSON).
+MAX_PER_MINUTE = 1_000_000
+MAX_TOKENS_PER_MONTH = 10**15
+
+
 class QuotasIn(Request):
     messages_per_minute: int | None = Field(
-        None, ge=0, description=f"Answers per minute this bot gives. {_NONE_DEFAULT}"
-    )
+        None, ge=0, le=MAX_PER_MINUTE,
+        description=f"Answers per minute this bot gives. {_NONE_DEFAULT}",
+    )  # fmt: skip
     user_messages_per_minute: int | None = Field(
-        None, ge=0, description=f"Answers per minute one user gets from it. {_NONE_DEFAULT}"
-    )
+        None, ge=0, le=MAX_PER_MINUTE,
+        description=f"Answers per minute one user gets from it. {_NONE_DEFAULT}",
+    )  # fmt: skip
     tokens_per_month: int | None = Field(
-        None, ge=0, description="Tokens per calendar month (UTC); null or 0: unlimited."
-    )
+        None, ge=0, le=MAX_TOKENS_PER_MONTH,
+        description="Tokens per calendar month (UTC); null or 0: unlimited.",
+    )  # fmt: skip
 
 
 class QuotasOut(BaseModel):
@@ -224,11 +232,13 @@ class UsageSummaryOut(BaseModel):
 
 class TenantQuotasIn(Request):
     messages_per_minute: int | None = Field(
-        None, ge=0, description="Bot answers per minute in the tenant; null: the default."
-    )
+        None, ge=0, le=MAX_PER_MINUTE,
+        description="Bot answers per minute in the tenant; null: the default.",
+    )  # fmt: skip
     tokens_per_month: int | None = Field(
-        None, ge=0, description="Tokens per calendar month (UTC); null: the default."
-    )
+        None, ge=0, le=MAX_TOKENS_PER_MONTH,
+        description="Tokens per calendar month (UTC); null: the default.",
+    )  # fmt: skip
 
 
 class TenantQuotasValues(BaseModel):

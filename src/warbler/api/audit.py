@@ -20,12 +20,14 @@ from pydantic import BaseModel, Field
 from warbler.api.deps import Auth, Svc
 from warbler.api.schemas import ErrorResponse
 from warbler.clock import utcnow
+from warbler.errors import InvalidRequest
 from warbler.im.principal import Principal
 from warbler.services import Services
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 SCOPE = "audit:read"
+MAX_ID = 2**63 - 1  # ids are BIGINT
 CSV_COLUMNS = ("id", "created_at", "actor_kind", "actor_id", "action", "target_type",
                "target_id", "ip", "user_agent", "data")  # fmt: skip
 _FORBIDDEN: dict[int | str, dict[str, Any]] = {
@@ -46,9 +48,14 @@ class AuditEntryOut(BaseModel):
     data: dict[str, Any] = Field(description="Identifiers and setting names; never secrets.")
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    """Query times without a zone are UTC."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+def _utc(at: datetime | None, name: str) -> datetime | None:
+    """Query times without a zone are UTC; a time that does not exist in UTC is a 400."""
+    if at is None:
+        return None
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00-01:00 is before year 1 in UTC
+        raise InvalidRequest(f"{name} is out of range", details={"field": name}) from exc
 
 
 @router.get("", response_model=list[AuditEntryOut], responses=_FORBIDDEN)
@@ -63,16 +70,17 @@ async def list_entries(
     target_id: Annotated[str | None, Query(max_length=200)] = None,
     since: Annotated[datetime | None, Query(description="Inclusive (UTC if no zone).")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive.")] = None,
-    before_id: Annotated[int | None, Query(ge=1, description="Entries older than this id.")] = (
-        None
-    ),
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Entries older than this id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
     """The tenant's audit entries, newest first."""
     principal.require_admin(SCOPE)
     return await svc.audit.query(
         principal.tenant_id, action=action, actor_id=actor_id, target_type=target_type,
-        target_id=target_id, since=_utc(since), until=_utc(until), before_id=before_id,
+        target_id=target_id, since=_utc(since, "since"), until=_utc(until, "until"),
+        before_id=before_id,
         limit=limit,
     )  # fmt: skip
 
@@ -96,7 +104,7 @@ async def export(
 ) -> StreamingResponse:
     """Every entry of the range, oldest first, streamed. The export is itself audited."""
     principal.require_admin(SCOPE)
-    since, until = _utc(since), _utc(until)
+    since, until = _utc(since, "since"), _utc(until, "until")
     await svc.audit.record(
         tenant_id=principal.tenant_id, actor=principal, action="audit.export",
         target_type="audit_log", data={"format": format, "since": _iso(since),

@@ -55,7 +55,7 @@ async def list_mine(
     principal: Auth,
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """My conversations, most recently active first, with unread counts and last message."""
     return await svc.conversations.list_mine(principal, limit=limit, offset=offset)

@@ -134,7 +134,7 @@ async def list_documents(
     svc: Svc,
     status: Literal["pending", "processing", "ready", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """The KB's documents by source: status, progress and error of each."""
     return await svc.kb_ingest.list_documents(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Request(BaseModel):
@@ -82,16 +82,27 @@ class UserCreateIn(Request):
     avatar_url: str | None = Field(None, max_length=500)
 
 
+def _named(value: str | None) -> str:
+    """Left out, a display name stays as it is; it cannot be null (a user has a name)."""
+    if value is None:
+        raise ValueError("display_name cannot be null")
+    return value
+
+
 class UserUpdateIn(Request):
     display_name: str | None = Field(None, min_length=1, max_length=200)
     avatar_url: str | None = Field(None, max_length=500)
     role: Literal["owner", "admin", "agent", "member", "bot", "visitor"] | None = None
     disabled: bool | None = None
 
+    _display_name = field_validator("display_name")(_named)
+
 
 class MeUpdateIn(Request):
     display_name: str | None = Field(None, min_length=1, max_length=200)
     avatar_url: str | None = Field(None, max_length=500)
+
+    _display_name = field_validator("display_name")(_named)
 
 
 class PresenceOut(BaseModel):

@@ -48,7 +48,7 @@ async def directory(
     q: Annotated[str | None, Query(max_length=100)] = None,
     kind: Annotated[str | None, Query(pattern="^(human|bot|visitor)$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Users of my tenant, filtered by a substring of username or display name."""
     if principal.user_id is None:

@@ -37,7 +37,7 @@ def _respond(request: Request, found: web.StaticFile, headers: dict[str, str]) -
     return Response(found.body, media_type=found.content_type, headers=headers)
 
 
-@router.get("/widget.js")
+@router.api_route("/widget.js", methods=["GET", "HEAD"])
 async def loader(request: Request) -> Response:
     """The one script a site embeds: adds the launcher button and the chat frame."""
     found = web.load(web.LOADER, web.ASSET_TYPES[".js"])
@@ -90,6 +90,6 @@ def _asset_route(folder: str) -> Callable[[Request, str], Awaitable[Response]]:
 
 
 for _page in web.all_pages():
-    router.add_api_route(_page.url, _page_route(_page), methods=["GET"])
+    router.add_api_route(_page.url, _page_route(_page), methods=["GET", "HEAD"])
 for _folder in web.asset_folders():
-    router.add_api_route(f"/{_folder}/{{name}}", _asset_route(_folder), methods=["GET"])
+    router.add_api_route(f"/{_folder}/{{name}}", _asset_route(_folder), methods=["GET", "HEAD"])

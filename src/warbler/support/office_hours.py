@@ -44,7 +44,7 @@ class Hours:
 def zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # a directory, a long name
         raise InvalidRequest(
             f"unknown time zone '{name}': use an IANA name such as Asia/Shanghai",
             details={"field": "timezone"},

@@ -20,15 +20,21 @@ Agent desk (``support/desk/``):
     ticket, else the latest one), ``await state_of(tenant_id, conversation_id) -> dict``.
   - ``await last_visitor_question(tenant_id, conversation_id, *, before_seq=None) -> dict |
     None``: the visitor's last text message (a message view), before ``before_seq`` if given.
-  - ``await visitor_questions_without_answer(...)``: see ``tickets.py``.
+  - ``support_conversations.last_question_id``: the visitor's last real question (not small
+    talk) while the bot had the conversation; ``ticket.reason_detail`` holds the message id
+    that escalated (``message_id``) or the bot reply that did not help (``reply_id``).
   - Resolving posts the CSAT request: a system message whose ``data.support`` is
     ``{"event": "resolved", "csat_request": <ticket id>, ...}``.
   - ``access.require_agent(principal, write=...)`` is the role/scope check to reuse.
 
-Bots and the AI engine: ``await escalate(tenant_id, conversation_id, reason, ...)`` in a
-transaction of its own, or ``await escalate_in(s, after, conversation_id, ...)`` inside the
-caller's (the hand-off tool). Hooks registered in ``services.py``: ``send_hook`` (before the
-AI reply trigger), ``reply_gate`` (bot silence), ``after_reply`` (no_answer, bot_error).
+Bots and the AI engine: ``await escalate(tenant_id, conversation_id, reason, *, actor_id,
+detail, summary)`` in a transaction of its own, or ``await escalate_in(s, after, tenant_id,
+conversation_id, reason, ...)`` inside the caller's (the hand-off tool); reason codes are
+``states.REASONS``. Hooks registered in ``services.py``: ``send_hook`` (before the AI reply
+trigger), ``reply_gate`` (bot silence), ``after_reply`` (no_answer, bot_error).
+
+The API's parts: ``settings`` (``tenant_settings.py``), ``agents``, ``teams``, ``tickets``
+(agents' reads), and ``pick`` / ``takeover`` / ``transfer`` / ``resolve`` here.
 
 Events: ``support.state_changed`` (every change of state, on the conversation) and
 ``support.position_changed`` (a waiting visitor's new place after the queue moved).

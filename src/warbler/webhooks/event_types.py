@@ -12,6 +12,8 @@ EVENT_TYPES = (
     "message.recalled",
     "message.completed",  # a bot's streamed reply is finished (usage and sources attached)
     "support.handoff_requested",  # a bot asked for a human to take over the conversation
+    "support.state_changed",  # a support conversation was queued, assigned, resolved, ...
+    "support.csat_submitted",  # a visitor rated a resolved support conversation
     "member.added",
     "member.removed",
     "member.updated",

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.clock import utcnow
 from warbler.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -190,7 +191,7 @@ class CannedReplies:
     # -- helpers ------------------------------------------------------------------------
 
     @staticmethod
-    async def _load(s: Any, tenant_id: str, canned_id: str) -> CannedReply:
+    async def _load(s: AsyncSession, tenant_id: str, canned_id: str) -> CannedReply:
         row = await s.scalar(
             select(CannedReply).where(
                 CannedReply.tenant_id == tenant_id, CannedReply.id == canned_id
@@ -200,7 +201,7 @@ class CannedReplies:
             raise NotFound("no such canned reply", details={"canned_id": canned_id})
         return row
 
-    async def _check_free(self, s: Any, tenant_id: str, shortcut: str) -> None:
+    async def _check_free(self, s: AsyncSession, tenant_id: str, shortcut: str) -> None:
         taken = await s.scalar(
             select(CannedReply.id).where(
                 CannedReply.tenant_id == tenant_id, CannedReply.shortcut == shortcut

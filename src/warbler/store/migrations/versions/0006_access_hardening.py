@@ -28,9 +28,7 @@ def upgrade() -> None:
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("scope", sa.String(length=16), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column(
-            "window_start", warbler.store.models.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("window_start", warbler.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("locked_until", warbler.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_at", warbler.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key_hash"),
