@@ -40,6 +40,7 @@ from warbler.api import redaction as redaction_api
 from warbler.api import tools as tools_api
 from warbler.api import webhooks as webhooks_api
 from warbler.api.limits import BodyLimit
+from warbler.api.nul_guard import RejectNul
 from warbler.api.security import install_security
 from warbler.config import Settings, load_settings
 from warbler.services import build_services
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/curated/import": settings.kb_max_document_bytes,  # POST /kb/{id}/curated/import
         },
     )
+    app.add_middleware(RejectNul)  # no U+0000 in paths or query strings (api/nul_guard.py)
     # Outermost (added last): client IP and scheme, security headers, cookie WebSockets.
     install_security(app, settings)
     return app

@@ -159,6 +159,10 @@ def test_visitor_is_handed_to_an_agent_who_resolves_and_gets_rated(demo_server, 
     agent.click("#conv-header button.resolve")
     poll(lambda: agent_api.get(f"/support/tickets/{ticket_id}").json()["state"] == "resolved")
     widget.locator('#csat .star[data-score="5"]').click()
+    # Every message, notices included, is in conversation order in the widget.
+    seqs = [int(s) for s in widget.locator("#messages li[data-seq]").evaluate_all(
+        "items => items.map(li => li.dataset.seq)")]  # fmt: skip
+    assert len(seqs) >= 6 and seqs == sorted(seqs), seqs
     screenshot(visitor, "widget-csat")
     widget.click("#csat .csat-send")
     widget.wait_for_selector("#csat .csat-thanks")

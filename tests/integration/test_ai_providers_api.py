@@ -60,7 +60,7 @@ async def test_the_key_is_sealed_at_rest_and_bound_to_its_row(client, services, 
         sealed = {r.id: r.api_key_sealed for r in await s.scalars(select(AiProvider))}
     dump = repr(rows)
     assert KEY not in dump and "TOPSECRET" not in dump and NEW_KEY not in dump
-    assert sealed[first].startswith("v1:")
+    assert sealed[first].startswith("enc1:")  # under the tenant's data key
     assert services.secrets.open(sealed[first], f"ai_provider:{first}:api_key") == KEY
     # Copied into another provider's row, or opened under another master key, it stays shut.
     with pytest.raises(SecretError):

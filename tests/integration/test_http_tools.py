@@ -122,7 +122,7 @@ async def test_the_auth_header_is_sealed_at_rest_and_never_shown(services, clien
     async with services.db.read() as s:
         row = (await s.execute(text("SELECT * FROM ai_http_tools"))).mappings().one()
     assert not [k for k, v in row.items() if isinstance(v, str) and "sk-live" in v]
-    assert row["auth_header_value_sealed"].startswith("v1:")
+    assert row["auth_header_value_sealed"].startswith("enc1:")  # under the tenant's data key
 
     r = await client.patch(f"/tools/http/{created['id']}", headers=admin.headers,
                            json={"auth_header": None})  # fmt: skip

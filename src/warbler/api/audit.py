@@ -54,7 +54,7 @@ def _utc(at: datetime | None, name: str) -> datetime | None:
         return None
     try:
         return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    except OverflowError as exc:  # 0001-01-01T00:00-01:00 is before year 1 in UTC
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise InvalidRequest(f"{name} is out of range", details={"field": name}) from exc
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from warbler import errors
@@ -82,6 +83,15 @@ def install(app: FastAPI) -> None:
             return await _domain(request, exc.__cause__)
         code = _HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL refused a character it cannot store (SQLSTATE 22021): U+0000 in a form
+        # field (JSON, paths and queries are refused before, see api/nul_guard.py).
+        if getattr(exc.orig, "sqlstate", None) == "22021":
+            return error_response(400, "invalid_request",
+                                  "text may not contain the NUL character (U+0000)")  # fmt: skip
+        raise exc  # any other database error is unexpected: the handler below
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

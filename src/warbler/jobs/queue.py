@@ -135,9 +135,9 @@ class JobQueue:
                     .values(**values)
                     .on_conflict_do_nothing(index_elements=["dedupe_key"])
                 )
-            stored = await session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
-            assert stored is not None  # inserted now, or by whoever won the race
-            job = stored
+                stored = await session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
+                assert stored is not None  # inserted now, or by whoever won the race
+                job = stored
         if after is not None:
             after.append(self._notify)
         return job

@@ -16,6 +16,7 @@ settings names, never secrets or message bodies.
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,9 @@ from warbler.store.db import Database
 from warbler.store.models_audit import AuditEntry, AuditPurgeGrant
 
 EXPORT_BATCH = 500
+# Reads repeated by the same actor on the same target within ``once_per_seconds`` are one
+# entry (per node): an agent's console re-reading a conversation every 2 s is one read.
+_RECENT_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ def actor_of(actor: Principal | str | None) -> tuple[str | None, str]:
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._recent: dict[tuple[Any, ...], float] = {}
 
     async def record_in(
         self,
@@ -86,11 +91,32 @@ class AuditLog:
             )
         )  # fmt: skip
 
-    async def record(self, **kwargs: Any) -> None:
+    async def record(self, *, once_per_seconds: float | None = None, **kwargs: Any) -> None:
         """Record in a transaction of its own (when the action itself wrote nothing, e.g. a
-        failed login or an agent reading a conversation)."""
+        failed login or an agent reading a conversation).
+
+        With ``once_per_seconds``, the same actor doing the same action on the same target
+        again within that many seconds adds no entry on this node (polling reads)."""
+        if once_per_seconds is not None and self._seen_recently(kwargs, once_per_seconds):
+            return
         async with self.db.write() as s:
             await self.record_in(s, **kwargs)
+
+    def _seen_recently(self, kwargs: dict[str, Any], window: float) -> bool:
+        key = (
+            kwargs["tenant_id"], actor_of(kwargs.get("actor")), kwargs["action"],
+            kwargs.get("target_type"), kwargs.get("target_id"),
+        )  # fmt: skip
+        now = time.monotonic()
+        last = self._recent.get(key)
+        if last is not None and now - last < window:
+            return True
+        if len(self._recent) >= _RECENT_MAX:
+            self._recent = {k: v for k, v in self._recent.items() if now - v < window}
+            if len(self._recent) >= _RECENT_MAX:
+                self._recent.clear()
+        self._recent[key] = now
+        return False
 
     # -- reading -------------------------------------------------------------------------
 

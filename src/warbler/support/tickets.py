@@ -32,6 +32,9 @@ from warbler.support.views import person, state_view, ticket_view, transition_vi
 MAX_LIMIT = 200
 PREVIEW_CHARS = 200
 READ_ACTION = "support.read"
+# An agent's console re-reads an open conversation every few seconds: one audit entry per
+# agent, conversation and node in this window (security/audit.py ``once_per_seconds``).
+READ_AUDIT_WINDOW_SECONDS = 300.0
 
 
 class Tickets:
@@ -152,6 +155,7 @@ class Tickets:
                 stmt = stmt.where(Message.seq < before_seq)
             rows = (await s.execute(stmt.order_by(Message.seq.desc()).limit(limit + 1))).all()
         await self.audit.record(
+            once_per_seconds=READ_AUDIT_WINDOW_SECONDS,
             tenant_id=tenant_id, actor=principal, action=READ_ACTION,
             target_type="conversation", target_id=conversation_id,
             data={"before_seq": before_seq, "count": min(len(rows), limit)},

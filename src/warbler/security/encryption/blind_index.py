@@ -22,14 +22,15 @@ from warbler.search.tokenize import is_cjk
 MIN_PREFIX = 3
 MAX_PREFIX = 16
 _DIGEST_BYTES = 8
-_LETTERS = "abcdefghijklmnop"
+# Hex digits 0-9a-f written as the letters a-p: a term is one plain word to any tokenizer.
+_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 _WORD = b"w\x00"  # a whole word
 _PREFIX = b"p\x00"  # a word's prefix (what an English query word matches)
 
 
 def _term(key: bytes, domain: bytes, text: str) -> str:
     digest = hmac.digest(key, domain + text.encode(), "sha256")[:_DIGEST_BYTES]
-    return "".join(_LETTERS[b >> 4] + _LETTERS[b & 15] for b in digest)
+    return digest.hex().translate(_HEX_TO_LETTERS)
 
 
 def _whole_word_only(word: str) -> bool:

@@ -72,7 +72,7 @@ export function messageNode(message, { who, name, t, lang, pending, failed, onRe
   const streaming = ai.status === "streaming";
   const text = message.recalled ? "" : message.text || "";
   if (who === "system") {
-    return el("li", { class: "msg system", "data-id": message.id }, el("p", { class: "notice" }, linkified(text)));
+    return el("li", { class: "msg system", "data-id": message.id, "data-seq": message.seq }, el("p", { class: "notice" }, linkified(text)));
   }
   const bubble = el("div", { class: "bubble" }, el("p", { class: "text" }, linkified(text)));
   if (streaming) bubble.append(el("span", { class: "cursor", "aria-hidden": "true" }));
