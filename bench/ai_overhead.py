@@ -58,9 +58,7 @@ class Vendor:
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0)
-        )
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
@@ -126,7 +124,7 @@ async def measure(questions: int, words: int, word_ms: float, flush_ms: int) -> 
     server.start()
     try:
         world = await seed(server, 1, group=False)
-        uid, token = world["users"][0]
+        _, token = world["users"][0]
         api = f"{server.url}/api/v1"
         from warbler.config import load_settings
         from warbler.services import build_services
@@ -153,7 +151,11 @@ async def measure(questions: int, words: int, word_ms: float, flush_ms: int) -> 
             r = await c.post(
                 "/bots",
                 headers=admin,
-                json={"name": "Bench bot", "provider_ids": [r.json()["id"]], "persona": "Be brief."},
+                json={
+                    "name": "Bench bot",
+                    "provider_ids": [r.json()["id"]],
+                    "persona": "Be brief.",
+                },
             )
             r.raise_for_status()
             bot_user = r.json()["user_id"]
@@ -200,7 +202,10 @@ async def measure(questions: int, words: int, word_ms: float, flush_ms: int) -> 
             "words": words,
             "word_ms": word_ms,
             "flush_ms": flush_ms,
-            **{f"first_token_to_delta_ms_p{p}": round(percentile(first, p), 1) for p in (50, 95, 99)},
+            **{
+                f"first_token_to_delta_ms_p{p}": round(percentile(first, p), 1)
+                for p in (50, 95, 99)
+            },
             **{f"last_token_to_completed_ms_p{p}": round(percentile(last, p), 1) for p in (50, 95)},
             **{f"send_to_vendor_ms_p{p}": round(percentile(start, p), 1) for p in (50, 95)},
         }

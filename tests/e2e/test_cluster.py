@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import ServerProcess, seed_tenant
 from tests.services import RedisService, start_redis
+from warbler.security.crypto import new_key_text
 from warbler_client import AsyncClient, EventStream
 
 pytestmark = pytest.mark.slow
@@ -34,6 +35,8 @@ class Cluster:
     redis: RedisService
     seed: dict[str, Any]
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}:")
+    # Every node needs the same master key: it wraps the tenants' data keys.
+    secret_key: str = field(default_factory=new_key_text)
     nodes: list[ServerProcess] = field(default_factory=list)
 
     def start_node(self, name: str) -> ServerProcess:
@@ -46,6 +49,7 @@ class Cluster:
                 "WARBLER_REDIS_URL": self.redis.url,
                 "WARBLER_REDIS_PREFIX": self.prefix,
                 "WARBLER_NODE_ID": name,
+                "WARBLER_SECRET_KEY": self.secret_key,
                 "WARBLER_JOB_LEASE_SECONDS": "3",
                 "WARBLER_JOB_POLL_SECONDS": "0.2",
                 "WARBLER_WEBHOOK_TIMEOUT_SECONDS": "30",
@@ -67,8 +71,9 @@ class Cluster:
 
 
 def _make_cluster(tmp_path: Path, postgres_url: str, redis: RedisService) -> Cluster:
-    seed = seed_tenant(tmp_path / "seed", "acme", USERS, database_url=postgres_url)
-    return Cluster(tmp_path, postgres_url, redis, seed)
+    key = new_key_text()
+    seed = seed_tenant(tmp_path / "seed", "acme", USERS, database_url=postgres_url, secret_key=key)
+    return Cluster(tmp_path, postgres_url, redis, seed, secret_key=key)
 
 
 @pytest.fixture

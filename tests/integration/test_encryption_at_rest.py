@@ -25,9 +25,10 @@ from warbler.config import Settings
 from warbler.search.tokenize import tokens
 from warbler.security.crypto import SecretBox
 from warbler.security.encryption import WrongTenant, tenant_scope
+from warbler.security.encryption.keycache import CACHE
 from warbler.security.encryption.reencrypt import reencrypt
 from warbler.services import Services
-from warbler.store.models import Message, Webhook
+from warbler.store.models import Job, Message, Webhook
 from warbler.store.models_ai import AiProvider
 from warbler.store.models_tools import HttpTool, McpServer
 from warbler_client.webhooks import verify_signature
@@ -282,7 +283,9 @@ async def test_data_from_before_encryption_reads_and_reencrypt_encrypts_it(
     got = await client.get(f"/files/{file_id}/content", headers=bo.headers)
     assert got.content == b"plain bytes from 2024"
 
-    moved = await reencrypt(services.keyring, files=services.files.store, kb_blobs=services.kb.blobs)
+    moved = await reencrypt(
+        services.keyring, files=services.files.store, kb_blobs=services.kb.blobs
+    )
     assert moved["messages.text"] == 1 and moved["messages.data"] == 1
     assert moved["secrets"] == 1 and moved["files"] == 1
     async with services.db.read() as s:
@@ -301,6 +304,35 @@ async def test_data_from_before_encryption_reads_and_reencrypt_encrypts_it(
     # Running it again finds nothing left to do.
     again = await reencrypt(services.keyring, files=services.files.store)
     assert again == {}
+
+
+async def test_keys_not_in_memory_are_loaded_from_the_database_on_first_use(
+    client, services, make_tenant
+):
+    """As on a node started before the tenant existed: background reads (no tenant bound,
+    inside a query) and requests both load the tenant's keys from the database."""
+    t = await make_tenant()
+    ann, bo = await t.user("ann"), await t.user("bo")
+    conv = await group_of(client, ann, bo)
+    await send(client, ann, conv, "written on another node 另一个节点")
+    job = await services.jobs.queue.enqueue("test.unhandled", {"note": "秘密"}, tenant_id=t.id)
+    for forget in (services.keyring.forget, CACHE.forget_tenant):
+        forget(t.id)
+    assert not CACHE.has_active(t.id)
+    async with services.db.read() as s:
+        texts = (await s.scalars(select(Message.text).where(Message.tenant_id == t.id))).all()
+        stored = await s.get(Job, job.id)
+    assert (
+        "written on another node 另一个节点" in texts
+        and stored
+        and stored.payload == {"note": "秘密"}
+    )
+    CACHE.forget_tenant(t.id)
+    services.keyring.forget(t.id)
+    r = await client.get("/search", params={"q": "节点"}, headers=bo.headers)
+    assert [h["message"]["text"] for h in r.json()["results"]] == [
+        "written on another node 另一个节点"
+    ]
 
 
 async def _one(data: bytes) -> Any:

@@ -30,6 +30,7 @@ from tests.integration.test_ai_replies import dm, finished_reply
 from warbler.clock import utcnow
 from warbler.ids import new_id
 from warbler.im.principal import Principal
+from warbler.jobs.queue import full_error
 from warbler.security.encryption import tenant_scope
 from warbler.store.models import Conversation, Job, Member
 from warbler.store.models_ai import AiConversationState
@@ -199,9 +200,13 @@ async def test_erasure_leaves_no_trace_in_any_table_or_file(
 
 
 async def _delivery_failed_with(services: Any, tenant_id: str, text: str) -> bool:
-    async with services.db.read() as s:
-        errors = (await s.scalars(select(Job.last_error).where(Job.tenant_id == tenant_id))).all()
-    return any(text in (e or "") for e in errors)
+    """A delivery used up its attempts, the receiver's last answer quoting ``text`` (done
+    retrying, so a later edit cannot change what it stored)."""
+    async with tenant_scope(tenant_id), services.db.read() as s:
+        jobs = (
+            await s.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.status == "dead"))
+        ).all()
+    return any(text in (full_error(j) or "") for j in jobs)
 
 
 async def _export_ready(client: Any, actor: Any, export_id: str) -> bool:

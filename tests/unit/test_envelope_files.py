@@ -36,6 +36,13 @@ async def read_all(store: EncryptedFileStore, key: str) -> bytes:
     return b"".join([c async for c in await store.open(key)])
 
 
+@pytest.fixture(autouse=True)
+def keys_by_hand_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests put their keys in the cache themselves: no database keyring a test before
+    them left registered (its database may be gone) is asked."""
+    monkeypatch.setattr(CACHE, "_loaders", [])
+
+
 @pytest.fixture
 def local(tmp_path: Path) -> LocalFileStore:
     return LocalFileStore(tmp_path / "files", fsync=False, chunk_bytes=700)

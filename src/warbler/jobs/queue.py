@@ -29,6 +29,16 @@ DEFAULT_MAX_ATTEMPTS = 5
 MAX_ERROR_CHARS = 2000
 
 
+def full_error(job: Job) -> str | None:
+    """``last_error`` joined with ``result["error_detail"]``: a handler puts there what may
+    quote user data (a webhook receiver's answer), since results are encrypted at rest and
+    ``last_error`` is not."""
+    detail = (job.result or {}).get("error_detail")
+    if job.last_error and detail:
+        return f"{job.last_error}: {detail}"
+    return job.last_error
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """What admins see of a job (no traceback is ever stored, only the error message)."""
     return {
@@ -41,7 +51,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "run_at": job.run_at,
         "locked_by": job.locked_by,
         "locked_until": job.locked_until,
-        "last_error": job.last_error,
+        "last_error": full_error(job),
         "result": job.result,
         "payload": job.payload,
         "created_at": job.created_at,

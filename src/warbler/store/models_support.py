@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from warbler.security.encryption.columns import EncryptedJSON, EncryptedText
 from warbler.store.models import ID, Base, EventId
 
 # Conversation states (support_conversations.state) and ticket states.
@@ -135,8 +136,11 @@ class SupportTicket(Base):
     team_id: Mapped[str | None] = mapped_column(String(26))
     state: Mapped[str] = mapped_column(String(16))  # see TICKET_STATES
     reason: Mapped[str] = mapped_column(String(40))  # the reason code that opened it
-    reason_detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    summary: Mapped[str | None] = mapped_column(Text)  # the bot's note for the agent
+    reason_detail: Mapped[dict[str, Any]] = mapped_column(
+        EncryptedJSON("support_tickets.reason_detail"), default=dict
+    )
+    # The bot's note for the agent.
+    summary: Mapped[str | None] = mapped_column(EncryptedText("support_tickets.summary"))
     assignee_id: Mapped[str | None] = mapped_column(String(26))
     queued_at: Mapped[datetime]
     assigned_at: Mapped[datetime | None]
@@ -146,7 +150,7 @@ class SupportTicket(Base):
     sla_first_response_due: Mapped[datetime | None]
     sla_resolution_due: Mapped[datetime | None]
     csat_score: Mapped[int | None] = mapped_column(Integer)  # 1..5
-    csat_comment: Mapped[str | None] = mapped_column(Text)
+    csat_comment: Mapped[str | None] = mapped_column(EncryptedText("support_tickets.csat_comment"))
     csat_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -168,7 +172,9 @@ class SupportTransition(Base):
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(40))  # a reason code or an action name
     actor_id: Mapped[str | None] = mapped_column(String(26))  # None: the system
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(
+        EncryptedJSON("support_transitions.data"), default=dict
+    )
     created_at: Mapped[datetime]
 
 
@@ -181,7 +187,7 @@ class SupportNote(Base):
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
     ticket_id: Mapped[str | None] = mapped_column(String(26))
     author_id: Mapped[str] = mapped_column(String(26))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText("support_notes.text"))
     created_at: Mapped[datetime]
 
 

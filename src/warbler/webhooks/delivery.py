@@ -160,9 +160,11 @@ class WebhookDeliverer:
         result: dict[str, Any] = {"status_code": response.status_code, "latency_ms": _ms(started)}
         if not response.is_success:
             text = snippet.decode("utf-8", "replace").strip()
-            raise JobFailure(
-                f"HTTP {response.status_code}" + (f": {text}" if text else ""), result=result
-            )
+            # The receiver's words may quote the message: they go in the result (encrypted at
+            # rest), not in ``last_error`` (plain); the views show them joined.
+            if text:
+                result["error_detail"] = text
+            raise JobFailure(f"HTTP {response.status_code}", result=result)
         result["delivered_at"] = utcnow().isoformat()
         return result
 

@@ -15,7 +15,7 @@ from warbler.errors import InvalidRequest, NotFound
 from warbler.ids import new_id
 from warbler.im.events import latest_seq
 from warbler.im.principal import Principal
-from warbler.jobs.queue import JobQueue
+from warbler.jobs.queue import JobQueue, full_error
 from warbler.security.encryption import tenant_scope
 from warbler.store.db import Database
 from warbler.store.models import Job, Webhook
@@ -58,7 +58,7 @@ def delivery_view(job: Job) -> dict[str, Any]:
         "max_attempts": job.max_attempts,
         "status_code": result.get("status_code"),
         "latency_ms": result.get("latency_ms"),
-        "last_error": job.last_error,
+        "last_error": full_error(job),
         "next_attempt_at": job.run_at if job.status == "pending" else None,
         "delivered_at": result.get("delivered_at") if job.status == "done" else None,
         "created_at": job.created_at,

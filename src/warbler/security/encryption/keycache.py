@@ -57,6 +57,13 @@ class KeyCache:
         if active:
             self._active[(key.tenant_id, key.purpose)] = key.kid
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop a tenant's keys from memory (a deleted tenant; tests of loading on first use)."""
+        for kid in [k for k, key in self._by_kid.items() if key.tenant_id == tenant_id]:
+            del self._by_kid[kid]
+        for slot in [slot for slot in self._active if slot[0] == tenant_id]:
+            del self._active[slot]
+
     def register(self, loader: KeyLoader) -> None:
         self._loaders.append(loader)
 

@@ -69,7 +69,8 @@ class MasterKeys:
         if master is None:
             raise KeyUnavailable(
                 f"data key {kid} is wrapped under master key {master_id}, which this node "
-                f"does not have (it has {', '.join(self.ids)}): set WARBLER_SECRET_KEY_PREVIOUS"
+                f"does not have (it has {', '.join(self.ids)}): every node needs the same "
+                "WARBLER_SECRET_KEY; during a rotation, set WARBLER_SECRET_KEY_PREVIOUS"
             )
         try:
             raw = base64.urlsafe_b64decode(wrapped)

@@ -95,15 +95,13 @@ async def _column(
     while True:
         current = CACHE.active(tenant, DATA).kid
         already = ('"' if is_json else "") + f"{values.PREFIX}{current}:%"
+        query = select(*pk, raw).where(
+            table.c.tenant_id == tenant, column.is_not(None), raw.not_like(already)
+        )
+        if is_json:
+            query = query.where(raw != "null")  # JSON null: nothing to encrypt
         async with keyring.db.read() as s:
-            rows = (
-                await s.execute(
-                    select(*pk, raw)
-                    .where(table.c.tenant_id == tenant, column.is_not(None), raw != "null")
-                    .where(raw.not_like(already))
-                    .limit(batch)
-                )
-            ).all()
+            rows = (await s.execute(query.limit(batch))).all()
         if not rows:
             return
         moved = 0

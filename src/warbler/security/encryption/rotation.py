@@ -132,12 +132,10 @@ async def _values_per_key(s: Any) -> dict[str, dict[str, int]]:
             (raw.like(('"' if skip else "") + PREFIX + "%"), func.substr(raw, start, KID_CHARS)),
             else_="plain",
         )
-        query = (
-            select(kid, func.count())
-            .select_from(table)
-            .where(column.is_not(None), raw != "null")
-            .group_by(kid)
-        )
+        query = select(kid, func.count()).select_from(table).where(column.is_not(None))
+        if skip:
+            query = query.where(raw != "null")  # JSON null: nothing stored
+        query = query.group_by(kid)
         counts = {str(k): int(n) for k, n in (await s.execute(query)).all()}
         if counts:
             out[f"{table.name}.{column.name}"] = counts
