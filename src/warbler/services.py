@@ -294,7 +294,9 @@ def build_services(settings: Settings) -> Services:
     # AI replies: a send hook enqueues the durable reply job in the send's transaction.
     services.engine = Engine(services)
     services.messages.send_hooks.append(
-        ReplyTrigger(jobs.queue, settings.ai_reply_max_attempts, gates=[services.support.reply_gate])
+        ReplyTrigger(
+            jobs.queue, settings.ai_reply_max_attempts, gates=[services.support.reply_gate]
+        )
     )
     reply_job = ReplyJob(services)
     reply_job.gates.append(services.support.reply_gate)

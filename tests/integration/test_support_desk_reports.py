@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from tests.integration.support_world import support_world
 from warbler.clock import utcnow
 from warbler.ids import new_id
+from warbler.security.encryption import tenant_scope
 from warbler.store.models_support import SupportTicket
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -37,7 +38,7 @@ async def _ticket(services, w, conv: str, *, team, reason: str, queued: datetime
         csat_score=csat, csat_at=queued + _s(resolved or 0) if csat else None,
         created_at=queued, updated_at=queued,
     )  # fmt: skip
-    async with services.db.write() as s:
+    async with tenant_scope(w.tenant_id), services.db.write() as s:
         s.add(row)
     return row.id
 

@@ -30,6 +30,7 @@ from warbler.ids import new_id
 from warbler.im.events import EventLog, PostCommit
 from warbler.im.messages import Draft, append
 from warbler.im.views import conversation_view
+from warbler.security.encryption import bound_tenant
 from warbler.store.models import Conversation, Member, User
 from warbler.store.models_support import (
     SupportAgent,
@@ -305,7 +306,10 @@ class Machine:
                 to_state=to_state, reason=reason, actor_id=actor_id, data=data, created_at=now,
             )
         )  # fmt: skip
-        await s.flush()
+        # Encrypted columns (transition data, a new ticket's details) are sealed for this
+        # tenant whoever calls: a request, a job, the sweeper or a script.
+        with bound_tenant(sc.tenant_id):
+            await s.flush()
         await self.events.record(
             s, after, tenant_id=sc.tenant_id, type=STATE_EVENT,
             data={
