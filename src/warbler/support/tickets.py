@@ -44,7 +44,7 @@ class Tickets:
 
     async def row(self, tenant_id: str, ticket_id: str) -> dict[str, Any]:
         async with self.db.read() as s:
-            return ticket_view(await _ticket(s, tenant_id, ticket_id))
+            return ticket_view(await load_ticket(s, tenant_id, ticket_id))
 
     async def queue(self, principal: Principal, *, limit: int = 100) -> list[dict[str, Any]]:
         """Waiting tickets in the order they will be served (per team)."""
@@ -99,7 +99,7 @@ class Tickets:
         access.require_agent(principal, write=False)
         tenant_id = principal.tenant_id
         async with self.db.read() as s:
-            t = await _ticket(s, tenant_id, ticket_id)
+            t = await load_ticket(s, tenant_id, ticket_id)
             view = await self._summary(s, t)
             sc = await s.get(SupportConversation, t.conversation_id)
             assert sc is not None
@@ -145,7 +145,7 @@ class Tickets:
         tenant_id = principal.tenant_id
         limit = _limit(limit)
         async with self.db.read() as s:
-            await _conversation(s, tenant_id, conversation_id)
+            await load_conversation(s, tenant_id, conversation_id)
             stmt = (
                 select(Message, StoredFile)
                 .outerjoin(StoredFile, StoredFile.id == Message.file_id)
@@ -167,7 +167,7 @@ class Tickets:
     async def transitions(self, principal: Principal, conversation_id: str) -> list[dict[str, Any]]:
         access.require_agent(principal, write=False)
         async with self.db.read() as s:
-            await _conversation(s, principal.tenant_id, conversation_id)
+            await load_conversation(s, principal.tenant_id, conversation_id)
             return await _transitions(s, principal.tenant_id, conversation_id)
 
     async def _summary(self, s: AsyncSession, t: SupportTicket) -> dict[str, Any]:
@@ -185,7 +185,8 @@ def _limit(limit: int) -> int:
     return max(1, min(int(limit), MAX_LIMIT))
 
 
-async def _ticket(s: AsyncSession, tenant_id: str, ticket_id: str) -> SupportTicket:
+async def load_ticket(s: AsyncSession, tenant_id: str, ticket_id: str) -> SupportTicket:
+    """A ticket of the tenant, or 404."""
     found = await s.scalar(
         select(SupportTicket).where(
             SupportTicket.tenant_id == tenant_id, SupportTicket.id == ticket_id
@@ -196,9 +197,10 @@ async def _ticket(s: AsyncSession, tenant_id: str, ticket_id: str) -> SupportTic
     return found
 
 
-async def _conversation(
+async def load_conversation(
     s: AsyncSession, tenant_id: str, conversation_id: str
 ) -> SupportConversation:
+    """A support conversation of the tenant, or 404 (other conversations look missing)."""
     found = await s.scalar(
         select(SupportConversation).where(
             SupportConversation.tenant_id == tenant_id,

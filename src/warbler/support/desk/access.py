@@ -7,8 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.errors import NotFound
 from warbler.im.principal import ADMIN_ROLES, Principal
-from warbler.store.models_support import SupportConversation, SupportTeam, SupportTicket
+from warbler.store.models_support import SupportTeam
 from warbler.support import access
+from warbler.support.tickets import load_conversation, load_ticket
+
+__all__ = ["is_support_admin", "load_conversation", "load_team", "load_ticket", "require_agent"]
 
 # The role/scope check of the whole of customer service (``support/access.py``).
 require_agent = access.require_agent
@@ -18,32 +21,6 @@ def is_support_admin(principal: Principal) -> bool:
     if principal.user_id is not None:
         return principal.role in ADMIN_ROLES
     return principal.api_key_id is not None and principal.has_scope(access.ADMIN)
-
-
-async def load_ticket(s: AsyncSession, tenant_id: str, ticket_id: str) -> SupportTicket:
-    ticket = await s.scalar(
-        select(SupportTicket).where(
-            SupportTicket.tenant_id == tenant_id, SupportTicket.id == ticket_id
-        )
-    )
-    if ticket is None:
-        raise NotFound("no such ticket", details={"ticket_id": ticket_id})
-    return ticket
-
-
-async def load_conversation(
-    s: AsyncSession, tenant_id: str, conversation_id: str
-) -> SupportConversation:
-    """A support conversation of the tenant, or 404 (other conversations look missing)."""
-    conv = await s.scalar(
-        select(SupportConversation).where(
-            SupportConversation.tenant_id == tenant_id,
-            SupportConversation.conversation_id == conversation_id,
-        )
-    )
-    if conv is None:
-        raise NotFound("no such support conversation", details={"conversation_id": conversation_id})
-    return conv
 
 
 async def load_team(s: AsyncSession, tenant_id: str, team_id: str) -> SupportTeam:
