@@ -110,17 +110,34 @@ async def eventually(check: Any, within: float = 15.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
+@pytest.fixture
+def quoting() -> Iterator[Receiver]:
+    """A receiver that refuses every delivery with a 500 quoting the message's text."""
+    r = Receiver()
+    r.always_fail = r.quote_on_failure = True
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+    r.thread.join(5)
+
+
 async def test_nothing_sensitive_is_stored_in_plain_and_everything_reads_back(
-    client, services, settings, make_tenant, receiver
+    client, services, settings, make_tenant, receiver, quoting
 ):
     t: Tenant = await make_tenant()
     admin, ann, bo = await t.user("ada", role="admin"), await t.user("ann"), await t.user("bo")
     conv = await group_of(client, ann, bo)
 
-    # A webhook first, so the messages below are delivered (and their jobs stored).
+    # A webhook first, so the messages below are delivered (and their jobs stored); and one
+    # whose receiver refuses every delivery quoting the message (its answer is kept).
     r = await client.post("/webhooks", json={"url": receiver.url}, headers=admin.headers)
     assert r.status_code == 201, r.text
     hook = r.json()
+    r = await client.post("/webhooks", json={"url": quoting.url, "event_types": ["message.new"]},
+                          headers=admin.headers)  # fmt: skip
+    assert r.status_code == 201, r.text
+    refused_hook = r.json()
 
     zh = await send(client, ann, conv, ZH)
     en = await send(client, bo, conv, f"first draft {EN}")
@@ -159,6 +176,12 @@ async def test_nothing_sensitive_is_stored_in_plain_and_everything_reads_back(
         return len(done) >= 5
 
     await eventually(delivered)
+
+    async def refusal_quoting_the_message_kept() -> bool:
+        r = await client.get(f"/webhooks/{refused_hook['id']}/deliveries", headers=admin.headers)
+        return any(ZH in (d["last_error"] or "") for d in r.json())
+
+    await eventually(refusal_quoting_the_message_kept)
     bodies = [json.dumps(req.json, ensure_ascii=False) for req in receiver.requests]
     assert any(ZH in b for b in bodies) and any(EDITED in b for b in bodies)
     last = receiver.requests[-1]
@@ -195,7 +218,7 @@ async def test_nothing_sensitive_is_stored_in_plain_and_everything_reads_back(
     assert secret == hook["secret"]
 
     # -- and none of it is at rest in plain ----------------------------------------------
-    needles = markers([hook["secret"]])
+    needles = markers([hook["secret"], refused_hook["secret"]])
     leaks = leaks_in_files(settings.data_dir, needles)  # SQLite file and WAL, file stores
     if services.db.dialect == "postgresql":
         leaks += await leaks_in_postgres(services, needles)

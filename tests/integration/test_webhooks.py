@@ -44,12 +44,14 @@ class Received:
 
 class Receiver:
     """An HTTP server in a thread that records every request. ``fail_next`` answers that
-    many requests with 500 first; ``always_fail`` answers 500 until it is cleared."""
+    many requests with 500 first; ``always_fail`` answers 500 until it is cleared;
+    ``quote_on_failure`` makes a 500 quote the message's text, as some receivers do."""
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.fail_next = 0
         self.always_fail = False
+        self.quote_on_failure = False
         self._lock = threading.Lock()
         receiver = self
 
@@ -64,6 +66,9 @@ class Receiver:
                     if receiver.fail_next > 0:
                         receiver.fail_next -= 1
                 status, text = (500, b"receiver is down") if failing else (200, b"ok")
+                if failing and receiver.quote_on_failure:
+                    message = orjson.loads(body).get("data", {}).get("message") or {}
+                    text = f"rejected: {message.get('text')}".encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
