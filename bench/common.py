@@ -1,5 +1,6 @@
 """Shared bench plumbing: a pinned server process, seeding, /proc sampling, result files,
-a lean WebSocket client and pinned loader processes."""
+a lean WebSocket client, a lean HTTP/1.1 client, pinned loader processes and fresh
+PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -126,6 +127,13 @@ class Server:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.log_path.unlink(missing_ok=True)
 
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of the server's stderr (its log), while it has not been stopped."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
 
 def raise_nofile() -> int:
     """Lift this process's open-file limit to its hard limit (children started afterwards,
@@ -201,7 +209,11 @@ async def seed(
     from warbler.services import build_services
     from warbler.store.migrate import upgrade
 
-    svc = build_services(load_settings(None, data_dir=server.data_dir))
+    # the server's own store: its data dir, and its database when the bench chose one
+    overrides: dict[str, Any] = {"data_dir": server.data_dir}
+    if "WARBLER_DATABASE_URL" in server.env:
+        overrides["database_url"] = server.env["WARBLER_DATABASE_URL"]
+    svc = build_services(load_settings(None, **overrides))
     try:
         await upgrade(svc.db)
         tenant = await svc.users.create_tenant(slug="bench", name="bench")
@@ -298,8 +310,8 @@ class WSClient(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have asyncio.Transport's methods without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -379,6 +391,11 @@ class WSClient(asyncio.Protocol):
 
     def _frame(self, b0: int, payload: bytes) -> None:
         opcode, fin, rsv1 = b0 & 0x0F, b0 & 0x80, b0 & 0x40
+        if fin and not rsv1 and opcode in (0x1, 0x2) and not self._fragments:
+            # the common case, kept short: a whole uncompressed message in one frame
+            if self.on_message is not None:
+                self.on_message(self, payload)
+            return
         if opcode in (0x1, 0x2, 0x0):
             if opcode != 0x0:
                 self._fragments_compressed = bool(rsv1)
@@ -562,6 +579,11 @@ class Loaders:
             pipe.send(command)
         return await self.answers(within)
 
+    def tell(self, command: Any) -> None:
+        """Send `command` to every loader, for which none answers."""
+        for pipe in self.pipes:
+            pipe.send(command)
+
     async def answers(self, within: float = 300) -> list[Any]:
         """The next answer of every loader, in order."""
         return await asyncio.gather(*(self._answer(pipe, within) for pipe in self.pipes))
@@ -604,14 +626,329 @@ async def commands(pipe: Any) -> AsyncIterator[Any]:
         yield command
 
 
-def loader_main(worker: Callable[[Any, Any], Awaitable[None]], pipe: Any, share: Any) -> None:
-    """A loader process's body: pin, lift the fd limit, run `worker`; errors go to the
-    parent as the answer it is waiting for."""
+def loader_main(
+    worker: Callable[[Any, Any], Coroutine[Any, Any, None]],
+    pipe: Any,
+    share: Any,
+    *,
+    fast_loop: bool = False,
+) -> None:
+    """A loader process's body: pin, lift the fd limit, run `worker` (on uvloop with
+    `fast_loop`, the loop the server runs on, which costs the generator less per request);
+    errors go to the parent as the answer it is waiting for."""
     pin_self(1)
     raise_nofile()
     try:
-        asyncio.run(worker(pipe, share))
+        if fast_loop:
+            import uvloop
+
+            uvloop.run(worker(pipe, share))
+        else:
+            asyncio.run(worker(pipe, share))
     except BaseException as exc:
         with contextlib.suppress(Exception):
             pipe.send(RuntimeError(f"loader failed: {exc!r}"))
         raise
+
+
+# -- a lean HTTP/1.1 client for load generation ---------------------------------------------
+
+
+class HTTPStatusError(RuntimeError):
+    """An answer outside 2xx."""
+
+
+@dataclass(slots=True)
+class HTTPResponse:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    def raise_for_status(self) -> HTTPResponse:
+        if not 200 <= self.status < 300:
+            raise HTTPStatusError(f"HTTP {self.status}: {self.body[:300]!r}")
+        return self
+
+
+def http_request(
+    url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """One HTTP/1.1 request as bytes (`url`: the server's http:// base), built before a timed
+    phase so that sending it costs a write: the request line, Host, the caller's headers, and
+    with a body Content-Type JSON and its Content-Length."""
+    if body or method in ("POST", "PUT", "PATCH"):
+        return JSONRequests(url, method, path, headers).build(body)
+    return _request_head(url, method, path, headers) + b"\r\n"
+
+
+def _request_head(url: str, method: str, path: str, headers: dict[str, str] | None) -> bytes:
+    host = url.split("://", 1)[1].rstrip("/")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+class JSONRequests:
+    """Requests with JSON bodies to one path with the same headers: everything but the body
+    and its length is encoded once, so building one costs a bytes format (~1 µs) where a
+    load generator builds them as it goes."""
+
+    __slots__ = ("_head",)
+
+    def __init__(
+        self, url: str, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> None:
+        head = _request_head(url, method, path, headers)
+        self._head = head + b"Content-Type: application/json\r\nContent-Length: "
+
+    def build(self, body: bytes) -> bytes:
+        return b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
+
+
+class HTTPConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams, one request at a time: write
+    pre-built bytes (`http_request`), read the status line, the headers and a Content-Length
+    (or chunked) body. httpx spends ~0.3–0.5 ms of client CPU per request, which would make a
+    one-core load generator saturate before the server; this spends a few tens of µs
+    (send_throughput.py prints it per message). Not a general client: no TLS, no redirects,
+    no pipelining, no proxies."""
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.split("://", 1)[1].rstrip("/").partition(":")
+        self.host = host
+        self.port = int(port or 80)
+        self.reconnects = 0  # idle keep-alive connections the server had closed
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> HTTPConnection:
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT
+        )
+        return self
+
+    async def request(self, raw: bytes) -> HTTPResponse:
+        """Send one pre-built request and read its answer. A connection the server closed
+        while idle (uvicorn does after 5 s) is reopened first, as browsers do; one closed
+        after the request was written fails with asyncio.IncompleteReadError."""
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None or reader.at_eof() or writer.is_closing():
+            if writer is not None:
+                self.reconnects += 1
+                writer.close()
+            await self.connect()
+            reader, writer = self._reader, self._writer
+            assert reader is not None and writer is not None
+        writer.write(raw)
+        if writer.transport.get_write_buffer_size() > 65536:
+            await writer.drain()  # only a large body waits for the socket
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head[:-4].split(b"\r\n")
+        if not lines[0].startswith(b"HTTP/1."):
+            raise ConnectionError(f"not an HTTP/1.x answer: {lines[0][:100]!r}")
+        status = int(lines[0][9:12])
+        length: int | None = None
+        chunked = close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                close = b"close" in value.lower()
+        if chunked:
+            body = await self._chunked(reader)
+        elif length is not None:
+            body = await reader.readexactly(length)
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+        else:  # neither length nor chunks: the body runs to the end of the connection
+            body, close = await reader.read(), True
+        if close:
+            writer.close()
+        return HTTPResponse(status, body)
+
+    @staticmethod
+    async def _chunked(reader: asyncio.StreamReader) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append((await reader.readexactly(size + 2))[:-2])
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._writer.wait_closed()
+            self._writer = self._reader = None
+
+
+def own_cpu() -> float:
+    """User + system CPU this process has used so far."""
+    t = os.times()
+    return t.user + t.system
+
+
+# -- PostgreSQL for the server under test ----------------------------------------------------
+
+DEFAULT_POSTGRES_URL = os.environ.get(
+    "WARBLER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, for result files."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _plain_postgres_url(url: str) -> str:
+    """postgresql+asyncpg://… → postgresql://… (what asyncpg wants)."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql://{rest}" if scheme.startswith("postgres") else url
+
+
+def asyncpg_url(url: str) -> str:
+    """postgresql://… → postgresql+asyncpg://… (what WARBLER_DATABASE_URL wants)."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+asyncpg://{rest}" if scheme in ("postgres", "postgresql") else url
+
+
+async def postgres_admin(admin_url: str, sql: str, *args: Any) -> list[Any]:
+    """Run one statement on the admin database (a fresh connection: CREATE/DROP DATABASE
+    cannot run inside a pool's transaction); returns its rows."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_plain_postgres_url(admin_url), timeout=5)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def postgres_unreachable(admin_url: str) -> str | None:
+    """Why PostgreSQL at `admin_url` cannot be used for a bench database, or None."""
+    try:
+        await postgres_admin(admin_url, "SELECT 1")
+    except Exception as exc:  # any failure means: say so in the table, measure the rest
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(admin_url: str) -> AsyncIterator[str]:
+    """A fresh database `warbler_bench_<random>` on the server of `admin_url` (as the tests
+    make theirs), dropped afterwards with whatever is still connected to it; yields its
+    WARBLER_DATABASE_URL (postgresql+asyncpg://)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"warbler_bench_{os.urandom(6).hex()}"
+    await postgres_admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        parts = urlsplit(_plain_postgres_url(admin_url))
+        yield asyncpg_url(urlunsplit(parts._replace(path=f"/{name}")))
+    finally:
+        await postgres_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PostgresSampler:
+    """CPU of the PostgreSQL backends serving one database while a phase runs (% of one
+    core): PostgreSQL runs on this machine unpinned, and its work is part of a send's cost.
+    Backends are found in /proc by their process title ("postgres: … user database host…")
+    every `every` s, so those the server's pool opens and closes during the phase count too
+    (less the CPU of their last `every` s, and those living shorter than that)."""
+
+    def __init__(self, database_url: str, every: float = 0.1) -> None:
+        from urllib.parse import urlsplit
+
+        self.marker = f" {urlsplit(database_url).path.lstrip('/')} ".encode()
+        self.every = every
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._t0 = self._t1 = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _backends(self) -> list[int]:
+        found = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    title = Path(entry.path, "cmdline").read_bytes()
+                    if title.startswith(b"postgres: ") and self.marker in title:
+                        found.append(int(entry.name))
+        return found
+
+    def _sample(self, first: bool) -> None:
+        for pid in self._backends():
+            with contextlib.suppress(OSError):
+                used = cpu_seconds(pid)
+                # a backend started during the phase spent all of its CPU in it
+                self._first.setdefault(pid, used if first else 0.0)
+                self._last[pid] = used
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample(first=False)
+
+    def __enter__(self) -> PostgresSampler:
+        self._sample(first=True)
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(first=False)
+        self._t1 = time.monotonic()
+
+    def cpu_pct(self) -> float:
+        used = sum(self._last[pid] - self._first[pid] for pid in self._last)
+        return round(100 * used / max(1e-9, self._t1 - self._t0), 1)
+
+
+@contextlib.asynccontextmanager
+async def warbler_server(
+    db: str,
+    *,
+    postgres_url: str = DEFAULT_POSTGRES_URL,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[Server]:
+    """A started Warbler server on `db`: "sqlite" (in its temporary data dir, whatever the
+    developer's environment says) or "postgres" (a fresh database on the server at
+    `postgres_url`, dropped once the server has stopped)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if db == "sqlite":
+            database_url = ""
+        elif db == "postgres":
+            database_url = await stack.enter_async_context(postgres_database(postgres_url))
+        else:
+            raise ValueError(f"a bench database is sqlite or postgres, not {db!r}")
+        server = Server(env={**(env or {}), "WARBLER_DATABASE_URL": database_url})
+        server.start()
+        stack.callback(server.stop)  # runs before the database is dropped
+        try:
+            yield server
+        except BaseException:
+            exit_code = server.proc.poll() if server.proc is not None else None
+            print(f"server (exit code {exit_code}) log:\n{server.log_tail()}", file=sys.stderr)
+            raise

@@ -7,29 +7,64 @@ FastAPI on uvicorn with the same protocol choices as `warbler serve` (uvloop, ht
 --ws-compression, as Warbler with WARBLER_WS_COMPRESSION) and orjson, but no auth, no
 database, no per-connection queue: a client connects to `/ws` and gets a
 `hello`; `POST /broadcast` wraps its JSON body as a `message.new` event, encodes it once and
-writes it to every connected socket before answering. What the benchmarks measure against it
-is what Python itself does here, so Warbler's figures read as ratios to it.
+writes it to every connected socket before answering. `POST /send` is the HTTP half: it
+validates a body shaped like Warbler's send (a pydantic model) and answers 201 with a
+message view of Warbler's shape encoded with orjson, storing nothing. What the benchmarks
+measure against it is what Python itself does here, so Warbler's figures read as ratios to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import orjson
 import uvicorn
 from common import Server
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 WS_MAX_SIZE = 64 * 1024  # as `warbler serve` (src/warbler/cli.py)
+
+
+class SendIn(BaseModel):
+    """The fields of Warbler's send body (warbler.api.schemas.MessageIn), validated alike."""
+
+    kind: Literal["text", "image", "file", "card", "system"] = "text"
+    text: str | None = None
+    data: dict[str, Any] | None = None
+    file_id: str | None = Field(None, max_length=26)
+    reply_to_id: str | None = Field(None, max_length=26)
+    mentions: list[str] = Field(default_factory=list, max_length=100)
+    mention_all: bool = False
+    client_msg_id: str | None = Field(None, min_length=1, max_length=100)
+
+
+def reference_message(key: str, n: int, text: str | None = None) -> dict[str, Any]:
+    """A body shaped like Warbler's message view, so the reference's frames and answers are
+    the size of Warbler's."""
+    return {
+        "message": {
+            "id": f"01M8ZZREFERENCE{n:011d}", "conversation_id": "01M8ZZREFERENCECONVERSATION",
+            "seq": n, "sender_id": "01M8ZZREFERENCESENDER00000", "client_msg_id": key,
+            "kind": "text", "text": text if text is not None else f"fanout {n} 测试消息",
+            "data": None, "file": None, "reply_to_id": None, "mentions": [],
+            "mention_all": False, "created_at": "2026-11-24T16:35:13.737837+00:00",
+            "edited_at": None, "recalled": False, "recalled_at": None,
+        }
+    }  # fmt: skip
 
 
 def create_app() -> FastAPI:
     app = FastAPI()
     sockets: set[WebSocket] = set()
+    seq = itertools.count(1)
 
     @app.get("/health")
     async def health() -> Response:
@@ -58,6 +93,13 @@ def create_app() -> FastAPI:
             except Exception:  # gone since the copy was taken
                 sockets.discard(websocket)
         return Response(orjson.dumps({"sent": sent}), media_type="application/json")
+
+    @app.post("/send", status_code=201)
+    async def send(body: SendIn) -> Response:
+        n = next(seq)
+        view = reference_message(body.client_msg_id or f"ref-{n}", n, body.text)["message"]
+        view["created_at"] = datetime.now(UTC)
+        return Response(orjson.dumps(view), status_code=201, media_type="application/json")
 
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import socket
@@ -125,11 +126,32 @@ def backend_settings(
     return make_settings(data_dir, **overrides)
 
 
+# A node's shutdown that takes longer than this is a hang: the test fails with every task's
+# stack instead of waiting for pytest-timeout's thread dump (which shows no coroutines).
+SHUTDOWN_LIMIT_SECONDS = 60
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
+    lifespan = application.router.lifespan_context(application)
+    await lifespan.__aenter__()
+    yield application
+    shutdown = asyncio.create_task(lifespan.__aexit__(None, None, None), name="app-shutdown")
+    done, _ = await asyncio.wait({shutdown}, timeout=SHUTDOWN_LIMIT_SECONDS)
+    if not done:
+        stacks = _task_stacks()
+        shutdown.cancel()
+        pytest.fail(f"the app did not shut down within {SHUTDOWN_LIMIT_SECONDS} s:\n{stacks}")
+    shutdown.result()
+
+
+def _task_stacks() -> str:
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=out)
+        task.print_stack(file=out)
+    return out.getvalue()
 
 
 @pytest.fixture

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(
         30 * 24 * 3600, ge=60, description="How long an access token lives (default 30 days)."
     )
+    auth_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="How long a node remembers a resolved access token (0: never). A change "
+        "to users or tokens clears it on the node that made it; other nodes see it this late.",
+    )
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body.")
     max_text_chars: int = Field(10_000, ge=1, description="Longest message text, in characters.")
     max_data_bytes: int = Field(16 * 1024, ge=256, description="Largest card/data JSON, encoded.")

@@ -205,6 +205,7 @@ def build_services(settings: Settings) -> Services:
         db,
         settings.access_token_ttl_seconds,
         throttle=LoginThrottle(db, ThrottlePolicy.from_settings(settings)),
+        cache_seconds=settings.auth_cache_seconds,
     )
     limits = Limits(
         max_text_chars=settings.max_text_chars,

@@ -143,7 +143,9 @@ class EventStream:
         frame)."""
         try:
             # A silent server (heartbeats stopped) counts as gone: resume elsewhere.
-            raw = await asyncio.wait_for(ws.recv(), timeout=self._idle_timeout())
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.)
+            async with asyncio.timeout(self._idle_timeout()):
+                raw = await ws.recv()
         except ConnectionClosed as exc:
             self._lost(ws, exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "")
             return None
@@ -269,7 +271,8 @@ class EventStream:
         """Read until ``hello``; an error frame followed by a 4401 close is an auth failure."""
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=self.client.timeout)
+                async with asyncio.timeout(self.client.timeout):
+                    raw = await ws.recv()
             except ConnectionClosed as exc:
                 if exc.rcvd is not None and exc.rcvd.code == CLOSE_AUTH:
                     raise _auth_error(self._last_error, exc.rcvd.reason) from exc

@@ -205,7 +205,7 @@ async def test_nothing_sensitive_is_stored_in_plain_and_everything_reads_back(
         provider = await s.scalar(select(AiProvider))
         tool = await s.scalar(select(HttpTool))
         mcp = await s.scalar(select(McpServer))
-        secret = await s.scalar(select(Webhook.secret))
+        secret = await s.scalar(select(Webhook.secret).where(Webhook.id == hook["id"]))
     assert provider and tool and mcp
     assert services.secrets.open(provider.api_key_sealed or "", key_context(provider.id)) == (
         PROVIDER_KEY

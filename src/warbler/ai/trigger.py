@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.im.events import PostCommit
@@ -109,22 +109,7 @@ class ReplyTrigger:
     ) -> None:
         if sender.kind == "bot" or message["kind"] not in ANSWERED_KINDS:
             return
-        # One indexed query: the tenant's enabled bots (few) probed against the members'
-        # primary key. A tenant without bots pays one empty index lookup.
-        bots = (
-            await s.execute(
-                select(AiBot.id, AiBot.user_id, AiBot.dm_policy, AiBot.group_policy)
-                .join(
-                    Member,
-                    and_(
-                        Member.conversation_id == conversation.id,
-                        Member.user_id == AiBot.user_id,
-                    ),
-                )
-                .where(AiBot.tenant_id == conversation.tenant_id, AiBot.enabled.is_(True))
-            )
-        ).all()
-        for bot_id, bot_user_id, dm_policy, group_policy in bots:
+        for bot_id, bot_user_id, dm_policy, group_policy in await _member_bots(s, conversation):
             if bot_user_id == message["sender_id"]:
                 continue
             if not wants_reply(
@@ -154,3 +139,31 @@ class ReplyTrigger:
                 max_attempts=self.max_attempts + 1,
                 after=after,
             )
+
+
+_BOTS_SEEN = "warbler.trigger.bots"
+_MEMBER_BOTS = (
+    select(AiBot.id, AiBot.user_id, AiBot.dm_policy, AiBot.group_policy)
+    .join(
+        Member,
+        and_(Member.conversation_id == bindparam("conv"), Member.user_id == AiBot.user_id),
+    )
+    .where(AiBot.tenant_id == bindparam("tenant"), AiBot.enabled.is_(True))
+)
+
+
+async def _member_bots(s: AsyncSession, conversation: Conversation) -> list[Any]:
+    """The enabled bots that are members of the conversation: one indexed query (the
+    tenant's bots, few, probed against the members' primary key), asked once per
+    conversation per transaction (a batch of sends to one group asks once)."""
+    seen: dict[str, list[Any]] = s.info.setdefault(_BOTS_SEEN, {})
+    bots = seen.get(conversation.id)
+    if bots is None:
+        bots = seen[conversation.id] = list(
+            (
+                await s.execute(
+                    _MEMBER_BOTS, {"conv": conversation.id, "tenant": conversation.tenant_id}
+                )
+            ).all()
+        )
+    return bots

@@ -22,7 +22,9 @@ _bearer = HTTPBearer(
 )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hop on every request for a dictionary lookup.
     services: Services = request.app.state.services
     return services
 
@@ -56,3 +58,7 @@ async def tenant_principal(
 
 Svc = Annotated[Services, Depends(get_services)]
 Auth = Annotated[Principal, Depends(tenant_principal)]
+# The principal alone, for a hot route whose service binds the tenant itself (sending: each
+# batch is stored under its tenant's scope). Skips the generator dependency's per-request
+# machinery (an exit stack and a shielded cancel scope, ~8 % of a send's CPU).
+PrincipalOnly = Annotated[Principal, Depends(get_principal)]

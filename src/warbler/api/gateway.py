@@ -2,6 +2,11 @@
 
 Server frames: hello, event, synced, resync_required, heartbeat, pong, error.
 Client frames: ping, typing, read.
+
+It is a plain ASGI app: an idle connection is one task (the server's, reading the client)
+and its ``DeviceSession``, with no framework objects, so that 10k sockets stay small. The app
+factory mounts ``WebSocketShortcut``, which hands the gateway its handshakes ahead of the
+router (inside the security middlewares); the route below declares it with the others.
 """
 
 from __future__ import annotations
@@ -9,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
+from starlette.datastructures import QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 from warbler.delivery.session import DeviceSession, encode
 from warbler.delivery.stream import catch_up, close_stream, open_stream
@@ -28,67 +37,119 @@ CLOSE_AUTH = 4401
 CLOSE_SLOW = 4008
 CLOSE_SHUTDOWN = 1012
 MAX_CLIENT_FRAME = 16 * 1024
+CLOSE_WAIT_SECONDS = 2.0  # a slow consumer's socket may be full: do not wait on it for long
 
 
 @router.websocket("/ws")
 async def gateway(websocket: WebSocket) -> None:
-    svc: Services = websocket.app.state.services
-    await websocket.accept()
-    if websocket.app.state.readiness.draining:  # leaving: connect to another node
-        await websocket.close(CLOSE_SHUTDOWN, "shutdown")
+    """Reached through the router only where ``WebSocketShortcut`` is not mounted."""
+    await serve(websocket.scope, websocket.receive, websocket.send)
+
+
+class WebSocketShortcut:
+    """Sends WebSocket handshakes for ``path`` straight to the gateway. Added first, so it runs
+    inside the other middlewares (client address, cookie sessions for same-origin sockets)
+    but skips FastAPI's exception middleware, routing and dependency layers, about 11 KB a
+    socket. Any other path (``/api/v1/ws/``, or one behind a ``root_path``) is routed as usual."""
+
+    def __init__(self, app: ASGIApp, *, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await serve(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+class _Socket:
+    """The ASGI connection's sending side, as the device session and the replay use it."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    def write(self, frame: bytes) -> Awaitable[None]:
+        return self.send({"type": "websocket.send", "bytes": frame})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+    """The gateway as an ASGI app (``scope["app"]`` is the Warbler app). One coroutine for the
+    connection's life, holding only what it needs: every frame kept costs 10k times over."""
+    app = scope["app"]
+    svc: Services = app.state.services
+    if (await receive())["type"] != "websocket.connect":
+        return  # gone before the handshake
+    socket = _Socket(send)
+    await send({"type": "websocket.accept"})
+    if app.state.readiness.draining:  # leaving: connect to another node
+        await socket.close(CLOSE_SHUTDOWN, "shutdown")
         return
     try:
-        principal = await _authenticate(svc, websocket)
-        cursor = _cursor(websocket.query_params.get("cursor"))
+        principal, cursor = await _authenticate(svc, scope)
     except WarblerError as exc:
-        await _send_error(websocket, exc)
-        await websocket.close(CLOSE_AUTH, exc.code)
+        await _send_error(socket, exc)
+        await socket.close(CLOSE_AUTH, exc.code)
         return
-    # The connection acts for the user's tenant: its data keys loaded for what it reads.
-    async with tenant_scope(principal.tenant_id):
-        await _serve(svc, websocket, principal, cursor)
-
-
-async def _serve(
-    svc: Services, websocket: WebSocket, principal: Principal, cursor: int | None
-) -> None:
-    session, _ = await open_stream(svc, principal)
-    tasks: list[asyncio.Task[Any]] = []
+    tenant_id = principal.tenant_id
+    # The connection acts for the user's tenant (its data keys loaded) while it reads; an
+    # idle connection holds no scope.
+    async with tenant_scope(tenant_id):
+        session, _ = await open_stream(svc, principal, socket)
+    client_left = False
     try:
-        await catch_up(svc, session, cursor, websocket.send_bytes)
-        tasks = [
-            asyncio.create_task(_write(websocket, session)),
-            asyncio.create_task(_read(svc, websocket, session, principal)),
-            asyncio.create_task(session.closed.wait()),
-        ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        async with tenant_scope(tenant_id):
+            await catch_up(svc, session, cursor, socket.write)
+        # Read in this task; writes happen where frames are offered (see DeviceSession), and
+        # a close from elsewhere (too slow, shutdown, erasure) interrupts the wait.
+        while (message := await session.from_client(receive)) is not None:
+            if message["type"] == "websocket.disconnect":
+                client_left = True
+                break
+            async with tenant_scope(tenant_id):
+                await _on_client_frame(svc, session, principal, message)
     except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
+        pass  # the socket went away under a write
+    except Exception:
+        log.exception("WebSocket of user %s failed", session.user_id)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        await close_stream(svc, session)
-        code = {"slow_consumer": CLOSE_SLOW, "shutdown": CLOSE_SHUTDOWN}.get(
-            session.close_reason or "", 1000
-        )
-        # A slow consumer's socket may be full: do not wait on it for long.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(websocket.close(code, session.close_reason or ""), 2)
+        reason = session.close_reason or ""  # closed by the server for a reason, or not
+        session.close("disconnected")
+        async with tenant_scope(tenant_id):
+            await close_stream(svc, session)
+        if not client_left:
+            code = {"slow_consumer": CLOSE_SLOW, "shutdown": CLOSE_SHUTDOWN}.get(reason, 1000)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                    await socket.close(code, reason)
 
 
-async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
-    secret = websocket.query_params.get("access_token")
-    header = websocket.headers.get("authorization", "")
+async def _authenticate(svc: Services, scope: Scope) -> tuple[Principal, int | None]:
+    """The connection's user and cursor, from the query string and headers."""
+    query = QueryParams(scope["query_string"])
+    secret = query.get("access_token")
+    header = _header(scope, b"authorization") or ""
     if header.lower().startswith("bearer "):
         secret = header[7:].strip()
     if not secret:
         raise Unauthenticated("send 'Authorization: Bearer …' or ?access_token=…")
-    principal = await svc.auth.authenticate(secret, websocket.headers.get("x-warbler-user"))
+    principal = await svc.auth.authenticate(secret, _header(scope, b"x-warbler-user"))
     principal.require_user()
-    return principal
+    return principal, _cursor(query.get("cursor"))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first header called ``name`` (lower case), as Starlette's ``Headers.get`` reads it,
+    without its copy of the header list (kept in the scope for the connection's life)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _cursor(raw: str | None) -> int | None:
@@ -103,36 +164,24 @@ def _cursor(raw: str | None) -> int | None:
     return value
 
 
-async def _write(websocket: WebSocket, session: DeviceSession) -> None:
-    while True:
-        frame = await session.next_frame()
-        if frame is None:
-            return
-        await websocket.send_bytes(frame)
-
-
-async def _read(
-    svc: Services, websocket: WebSocket, session: DeviceSession, principal: Principal
+async def _on_client_frame(
+    svc: Services, session: DeviceSession, principal: Principal, message: Message
 ) -> None:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        raw = message.get("bytes") or (message.get("text") or "").encode()
-        if len(raw) > MAX_CLIENT_FRAME:
-            session.send_control(_error("too_large", "client frames are at most 16 KiB"))
-            continue
-        try:
-            frame = orjson.loads(raw)
-            if not isinstance(frame, dict):
-                raise ValueError
-        except ValueError:
-            session.send_control(_error("malformed_json", "frames are JSON objects"))
-            continue
-        try:
-            await _handle(svc, session, principal, frame)
-        except WarblerError as exc:
-            session.send_control(_error(exc.code, exc.message, exc.details))
+    raw = message.get("bytes") or (message.get("text") or "").encode()
+    if len(raw) > MAX_CLIENT_FRAME:
+        session.send_control(_error("too_large", "client frames are at most 16 KiB"))
+        return
+    try:
+        frame = orjson.loads(raw)
+        if not isinstance(frame, dict):
+            raise ValueError
+    except ValueError:
+        session.send_control(_error("malformed_json", "frames are JSON objects"))
+        return
+    try:
+        await _handle(svc, session, principal, frame)
+    except WarblerError as exc:
+        session.send_control(_error(exc.code, exc.message, exc.details))
 
 
 async def _handle(
@@ -160,6 +209,6 @@ def _error(code: str, message: str, details: dict[str, Any] | None = None) -> di
     return {"type": "error", "error": {"code": code, "message": message, "details": details or {}}}
 
 
-async def _send_error(websocket: WebSocket, exc: WarblerError) -> None:
+async def _send_error(socket: _Socket, exc: WarblerError) -> None:
     with contextlib.suppress(Exception):
-        await websocket.send_bytes(encode(_error(exc.code, exc.message, exc.details)))
+        await socket.write(encode(_error(exc.code, exc.message, exc.details)))

@@ -56,7 +56,8 @@ async def _frame_ancestors(request: Request, page: web.Page) -> str:
     if page.frame == "self":
         return "'self'"
     widget_id = request.query_params.get("w", "")
-    origins = await get_services(request).support_widget.frame_ancestors(widget_id)
+    services = await get_services(request)
+    origins = await services.support_widget.frame_ancestors(widget_id)
     valid = [o for o in origins if _ORIGIN.match(o)]
     # An empty list means any site; a list with only invalid entries allows none.
     return "*" if not origins else " ".join(valid) or "'none'"

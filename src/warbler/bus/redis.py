@@ -50,6 +50,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from warbler.aio import cancel_and_wait, wait_event
 from warbler.bus.base import BusEvent, Handler, ReconnectCallback
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,7 @@ class RedisBus:
             return
         self._publisher = asyncio.create_task(self._publish_loop(), name="redis-bus-publisher")
         self._subscriber = asyncio.create_task(self._subscribe_loop(), name="redis-bus-subscriber")
-        try:
-            await asyncio.wait_for(self._first_subscription.wait(), timeout=self.start_timeout)
-        except TimeoutError:
+        if not await wait_event(self._first_subscription, self.start_timeout):
             log.warning("Redis bus not subscribed after %.0f s; retrying", self.start_timeout)
 
     async def stop(self, flush_timeout: float = 1.0) -> None:
@@ -190,14 +189,8 @@ class RedisBus:
         if self._publisher is None:
             return
         if self._backlog and self.subscribed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout=flush_timeout)
-        tasks = [t for t in (self._publisher, self._subscriber, *self._callback_tasks) if t]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await wait_event(self._drained, flush_timeout)
+        await cancel_and_wait(self._publisher, self._subscriber, *self._callback_tasks)
         self._publisher = self._subscriber = None
         self._callback_tasks.clear()
         self._first_subscription.clear()

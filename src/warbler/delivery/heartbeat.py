@@ -4,8 +4,8 @@ sleeping task per socket (which cost memory and wake-ups at 10k connections)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
+from warbler.aio import cancel_and_wait
 from warbler.delivery.hub import Hub
 
 
@@ -20,9 +20,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

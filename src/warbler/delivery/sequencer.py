@@ -13,11 +13,11 @@ Only tenants with a device connected to this node are tracked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select
 
+from warbler.aio import cancel_and_wait
 from warbler.bus.base import BusEvent
 from warbler.delivery.hub import Hub
 from warbler.im.events import latest_seq, tenant_events_between
@@ -158,12 +158,7 @@ class Sequencer:
             self._poller = asyncio.create_task(self._poll(self.poll_seconds))
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._poller] if self._poller else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks, self._poller)
 
     async def _poll(self, every: float) -> None:
         while True:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from warbler.delivery.session import DeviceSession, encode
+from warbler.delivery.session import DeviceSession, FrameSocket, encode
 from warbler.im.events import cursor_is_resumable, latest_seq, replay
 from warbler.im.principal import Principal
 from warbler.services import Services
@@ -22,15 +22,18 @@ REPLAY_PAGE = 500
 SendFrame = Callable[[bytes], Awaitable[None]]
 
 
-async def open_stream(svc: Services, principal: Principal) -> tuple[DeviceSession, list[str]]:
+async def open_stream(
+    svc: Services, principal: Principal, socket: FrameSocket
+) -> tuple[DeviceSession, list[str]]:
     user_id = principal.require_user()
     async with svc.db.read() as s:
         conversations = list(
             (await s.scalars(select(Member.conversation_id).where(Member.user_id == user_id))).all()
         )
     session = DeviceSession(
-        tenant_id=principal.tenant_id, user_id=user_id, queue_size=svc.settings.ws_queue_size
-    )
+        tenant_id=principal.tenant_id, user_id=user_id, queue_size=svc.settings.ws_queue_size,
+        socket=socket,
+    )  # fmt: skip
     await svc.sequencer.track(principal.tenant_id)
     svc.hub.attach(session, conversations)
     await svc.presence.device_online(principal.tenant_id, user_id, conversations)
@@ -64,6 +67,10 @@ async def catch_up(
             )  # fmt: skip
         for event in page:
             await send(encode(event.to_wire()))
+        if session.close_reason is not None:
+            # Closed meanwhile (too slow, or the node is leaving): no "synced", the device
+            # resumes from the last event it got.
+            return position
         if not more:
             break
     # Events the user cannot see still move the cursor past them.

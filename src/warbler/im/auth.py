@@ -13,6 +13,7 @@ from warbler.clock import utcnow
 from warbler.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from warbler.ids import new_id
 from warbler.im.principal import SCOPES, Principal
+from warbler.im.principal_cache import TOUCH, PrincipalCache
 from warbler.security.audit import AuditLog, request_context
 from warbler.security.passwords import verify_password
 from warbler.security.secrets import API_KEY_PREFIX, TOKEN_PREFIX, digest, new_secret
@@ -26,9 +27,15 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 class AuthService:
     def __init__(
-        self, db: Database, token_ttl_seconds: int, *, throttle: LoginThrottle | None = None
+        self,
+        db: Database,
+        token_ttl_seconds: int,
+        *,
+        throttle: LoginThrottle | None = None,
+        cache_seconds: float = 1.0,
     ) -> None:
         self.db = db
+        self.cache = PrincipalCache(cache_seconds)
         self.token_ttl = timedelta(seconds=token_ttl_seconds)
         self.throttle = throttle or LoginThrottle(db)
         self.audit = AuditLog(db)
@@ -141,12 +148,17 @@ class AuthService:
         if act_as is not None:
             raise InvalidRequest("X-Warbler-User is only accepted with an API key")
         now = utcnow()
+        token_hash = digest(secret)
+        cached = self.cache.get(token_hash, now)
+        if cached is not None:
+            return cached
+        generation = self.cache.generation
         async with self.db.read() as s:
             found = (
                 await s.execute(
                     select(AccessToken, User)
                     .join(User, User.id == AccessToken.user_id)
-                    .where(AccessToken.token_hash == digest(secret))
+                    .where(AccessToken.token_hash == token_hash)
                 )
             ).first()
         if found is None:
@@ -157,15 +169,20 @@ class AuthService:
         if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
             async with self.db.write() as s:
                 await s.execute(
-                    update(AccessToken).where(AccessToken.id == token.id).values(last_used_at=now)
+                    update(AccessToken)
+                    .where(AccessToken.id == token.id)
+                    .values(last_used_at=now)
+                    .execution_options(**{TOUCH: True})
                 )
-        return Principal(
+        principal = Principal(
             tenant_id=user.tenant_id,
             user_id=user.id,
             role=user.role,
             kind=user.kind,
             token_id=token.id,
         )
+        self.cache.put(token_hash, principal, token.expires_at, generation)
+        return principal
 
     async def _authenticate_api_key(self, secret: str, act_as: str | None) -> Principal:
         now = utcnow()

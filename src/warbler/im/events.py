@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from warbler.bus.base import BusEvent, EventBus
@@ -57,17 +57,13 @@ class EventLog:
     ) -> None:
         """Queue the event in the caller's transaction; it is numbered and stored just before
         the commit and published after it."""
-        row = Event(
-            tenant_id=tenant_id,
-            type=type,
-            conversation_id=conversation_id,
-            target_user_id=target_user_id,
-            message_id=message_id,
-            actor_id=actor_id,
-            payload={} if message_id else data,
-            created_at=utcnow(),
-        )
-        pending: list[Event] | None = session.info.get(_PENDING)
+        row: dict[str, Any] = {
+            "tenant_id": tenant_id, "seq": 0, "type": type,
+            "conversation_id": conversation_id, "target_user_id": target_user_id,
+            "message_id": message_id, "actor_id": actor_id,
+            "payload": {} if message_id else data, "created_at": utcnow(),
+        }  # fmt: skip
+        pending: list[dict[str, Any]] | None = session.info.get(_PENDING)
         if pending is None:
             pending = session.info[_PENDING] = []
             before_commit(session, _number_and_store)
@@ -77,34 +73,40 @@ class EventLog:
             type=type, tenant_id=tenant_id, data=data, conversation_id=conversation_id,
             target_user_id=target_user_id, joined_user_ids=joined, left_user_ids=left,
         )  # fmt: skip
-        after.append(lambda: self.bus.publish(replace(event, id=row.seq)))
+        after.append(lambda: self.bus.publish(replace(event, id=row["seq"])))
 
     def publish_ephemeral(self, event: BusEvent) -> None:
         """Typing, presence, receipts: pushed live, never stored, never replayed."""
         self.bus.publish(event)
 
 
+# Built once: these run in every write transaction that records an event.
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
+_TENANTS = cast(Table, Tenant.__table__)
+_TAKE_NUMBERS = (
+    update(_TENANTS)
+    .where(_TENANTS.c.id == bindparam("tenant"))
+    .values(event_seq=_TENANTS.c.event_seq + bindparam("n"))
+    .returning(_TENANTS.c.event_seq)
+)
+
+
 async def _number_and_store(session: AsyncSession) -> None:
-    pending: list[Event] = session.info.pop(_PENDING, [])
-    by_tenant: dict[str, list[Event]] = {}
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
     for row in pending:
-        by_tenant.setdefault(row.tenant_id, []).append(row)
+        by_tenant.setdefault(row["tenant_id"], []).append(row)
     for tenant_id in sorted(by_tenant):  # a fixed order, should a transaction span tenants
         rows = by_tenant[tenant_id]
-        top = await session.scalar(
-            update(Tenant)
-            .where(Tenant.id == tenant_id)
-            .values(event_seq=Tenant.event_seq + len(rows))
-            .returning(Tenant.event_seq)
-        )
+        top = await session.scalar(_TAKE_NUMBERS, {"tenant": tenant_id, "n": len(rows)})
         assert top is not None, f"no tenant {tenant_id}"
         for offset, row in enumerate(rows):
-            row.seq = top - len(rows) + 1 + offset
-        # Payloads are encrypted under their own tenant's key.
+            row["seq"] = top - len(rows) + 1 + offset
+        # Payloads are encrypted under their own tenant's key. One executemany, no ORM
+        # objects: nothing reads these rows back in the transaction.
         await ensure_keys(tenant_id)
         with bound_tenant(tenant_id):
-            session.add_all(rows)
-            await session.flush()
+            await session.execute(_INSERT_EVENT, rows)
 
 
 async def latest_seq(session: AsyncSession, tenant_id: str) -> int:

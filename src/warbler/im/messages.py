@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from warbler.clock import utcnow
-from warbler.errors import Forbidden, Gone, InvalidRequest, NotFound, TooLarge
-from warbler.ids import new_id
+from warbler.errors import Forbidden, Gone, InvalidRequest, NotFound, TooLarge, WarblerError
+from warbler.im.append import (
+    Draft,
+    append,
+    append_many,
+    by_client_ids,
+    mark_read,
+    members_of,
+    needs_ref_checks,
+)
 from warbler.im.events import EventLog, PostCommit
 from warbler.im.membership import GROUP_ADMIN_ROLES, load_for_member
 from warbler.im.principal import Principal
 from warbler.im.ratelimit import RateLimiter, enforce
+from warbler.im.send_batch import PendingSend, SendBatcher, Sent
 from warbler.im.views import message_view
 from warbler.search import index as search_index
 from warbler.security.encryption import bound_tenant
 from warbler.security.encryption import ensure as ensure_keys
 from warbler.store.db import Database
 from warbler.store.models import Conversation, Member, Message, MessageHide, StoredFile
+
+__all__ = ["Draft", "Limits", "MessageService", "append"]
 
 USER_KINDS = ("text", "image", "file", "card")
 EDITABLE_KINDS = ("text", "card")
@@ -35,20 +47,6 @@ EDITABLE_KINDS = ("text", "card")
 SendHook = Callable[
     [AsyncSession, PostCommit, Conversation, dict[str, Any], Principal], Awaitable[None]
 ]
-
-
-@dataclass(slots=True)
-class Draft:
-    """A message as the sender asked for it, before any check."""
-
-    kind: str = "text"
-    text: str | None = None
-    data: dict[str, Any] | None = None
-    file_id: str | None = None
-    reply_to_id: str | None = None
-    mentions: list[str] = field(default_factory=list)
-    mention_all: bool = False
-    client_msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +64,7 @@ class MessageService:
         self.limits = limits
         self.rate = rate
         self.send_hooks: list[SendHook] = []
+        self.batcher = SendBatcher(self._store_many, self._store_one)
 
     # -- send --------------------------------------------------------------------------
 
@@ -73,15 +72,78 @@ class MessageService:
         self, principal: Principal, conversation_id: str, draft: Draft
     ) -> tuple[dict[str, Any], bool]:
         """Store and announce a message. Returns (message, created); a retry with the same
-        ``client_msg_id`` returns the stored message and ``created=False``."""
+        ``client_msg_id`` returns the stored message and ``created=False``.
+
+        Concurrent sends are stored together, one transaction per batch (``send_batch.py``).
+        """
         sender = principal.require_user()
         self._check_shape(principal, draft)
         if principal.api_key_id is None:  # server-to-server keys are trusted callers
             await enforce(self.rate, sender, "messages")
+        return await self.batcher.submit(principal, conversation_id, draft)
+
+    async def _store_many(self, batch: list[PendingSend]) -> list[Sent | BaseException]:
+        """One transaction for a batch of one tenant's sends (see ``SendBatcher``)."""
+        results: list[Sent | BaseException | None] = [None] * len(batch)
+        async with self.db.write_then() as (s, after):
+            found = await members_of(s, batch)
+            existing = await by_client_ids(s, batch)
+            accepted: list[tuple[int, Conversation, Member]] = []
+            files: dict[int, StoredFile | None] = {}
+            claimed: dict[tuple[str, str, str], int] = {}
+            for i, item in enumerate(batch):
+                pair = found.get((item.conversation_id, item.sender_id))
+                if pair is None:
+                    results[i] = NotFound(
+                        "no such conversation", details={"conversation_id": item.conversation_id}
+                    )
+                    continue
+                key = (item.conversation_id, item.sender_id, item.draft.client_msg_id or "")
+                if item.draft.client_msg_id:
+                    if key in existing:
+                        results[i] = (existing[key], False)
+                        continue
+                    if key in claimed:  # the same send twice in this batch: one message
+                        continue
+                    claimed[key] = i
+                conv, member = pair
+                if needs_ref_checks(item.draft):
+                    try:
+                        file = await self._check_refs(s, conv, member, item.draft)
+                    except WarblerError as exc:
+                        results[i] = exc
+                        continue
+                    files[i] = file
+                accepted.append((i, conv, member))
+            views = await append_many(
+                s, after, self.events,
+                [(conv, batch[i].sender_id, batch[i].draft, files.get(i)) for i, conv, _ in accepted],
+            )  # fmt: skip
+            read_up_to: dict[tuple[str, str], int] = {}
+            for (i, conv, member), view in zip(accepted, views, strict=True):
+                for hook in self.send_hooks:
+                    await hook(s, after, conv, view, batch[i].principal)
+                results[i] = (view, True)
+                read_up_to[(conv.id, member.user_id)] = view["seq"]
+                # The loaded membership learns it without becoming dirty (see mark_read).
+                if member.last_read_seq < view["seq"]:
+                    set_committed_value(member, "last_read_seq", view["seq"])
+            # Sending implies having read everything up to one's own message.
+            await mark_read(s, read_up_to)
+        for i, item in enumerate(batch):
+            if results[i] is None:  # a duplicate within the batch: the first one's message
+                key = (item.conversation_id, item.sender_id, item.draft.client_msg_id or "")
+                first = results[claimed[key]]
+                results[i] = (first[0], False) if isinstance(first, tuple) else first
+        return [r for r in results if r is not None]
+
+    async def _store_one(self, item: PendingSend) -> Sent:
+        """A send in its own transaction: the path a failed batch's sends are retried on."""
+        draft, sender, conversation_id = item.draft, item.sender_id, item.conversation_id
         try:
             async with self.db.write_then() as (s, after):
                 conv, member = await load_for_member(
-                    s, principal.tenant_id, conversation_id, sender
+                    s, item.principal.tenant_id, conversation_id, sender
                 )
                 if draft.client_msg_id:
                     existing = await self._by_client_id(
@@ -94,8 +156,7 @@ class MessageService:
                     s, after, self.events, conv, sender_id=sender, draft=draft, file=file
                 )
                 for hook in self.send_hooks:
-                    await hook(s, after, conv, msg, principal)
-                # Sending implies having read everything up to one's own message.
+                    await hook(s, after, conv, msg, item.principal)
                 member.last_read_seq = msg["seq"]
                 return msg, True
         except IntegrityError:
@@ -346,60 +407,6 @@ class MessageService:
                 data={"conversation_id": conversation_id, "message_id": message_id},
                 conversation_id=conversation_id, target_user_id=user, actor_id=user,
             )  # fmt: skip
-
-
-async def append(
-    s: AsyncSession,
-    after: PostCommit,
-    events: EventLog,
-    conv: Conversation,
-    *,
-    sender_id: str | None,
-    draft: Draft,
-    file: StoredFile | None = None,
-) -> dict[str, Any]:
-    """Give the message the conversation's next sequence number, store, index and announce it.
-
-    The ``UPDATE … RETURNING`` takes the conversation row's lock, so concurrent senders are
-    ordered and the sequence stays gap-free (a failed transaction rolls its number back).
-    """
-    now = utcnow()
-    seq = await s.scalar(
-        update(Conversation)
-        .where(Conversation.id == conv.id)
-        .values(last_seq=Conversation.last_seq + 1, last_message_at=now, updated_at=now)
-        .returning(Conversation.last_seq)
-    )
-    assert seq is not None
-    conv.last_seq = seq
-    msg = Message(
-        id=new_id(),
-        tenant_id=conv.tenant_id,
-        conversation_id=conv.id,
-        seq=seq,
-        sender_id=sender_id,
-        client_msg_id=draft.client_msg_id,
-        kind=draft.kind,
-        text=draft.text,
-        data=draft.data,
-        file_id=draft.file_id,
-        reply_to_id=draft.reply_to_id,
-        mentions=draft.mentions or None,
-        mention_all=draft.mention_all,
-        created_at=now,
-    )
-    # The body is encrypted under the conversation's tenant's key, whoever calls.
-    await ensure_keys(conv.tenant_id)
-    with bound_tenant(conv.tenant_id):
-        s.add(msg)
-        await s.flush()
-        await search_index.add(s, msg)
-    view = message_view(msg, file)
-    await events.record(
-        s, after, tenant_id=conv.tenant_id, type="message.new", data={"message": view},
-        conversation_id=conv.id, message_id=msg.id, actor_id=sender_id,
-    )  # fmt: skip
-    return view
 
 
 async def _load(

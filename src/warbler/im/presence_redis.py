@@ -38,6 +38,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from warbler.aio import cancel_and_wait
 from warbler.bus.redis import REDIS_ERRORS, ThrottledWarning
 from warbler.clock import utcnow
 
@@ -171,9 +172,7 @@ class RedisPresenceStore:
         """Stop the heartbeat and withdraw this instance: its users stop counting at once."""
         if self._heartbeat is None:
             return
-        self._heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._heartbeat
+        await cancel_and_wait(self._heartbeat)
         self._heartbeat = None
         with contextlib.suppress(*REDIS_ERRORS):
             async with asyncio.timeout(self.timeout):

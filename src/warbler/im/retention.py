@@ -7,12 +7,12 @@ A client whose cursor points before the oldest kept event is told ``resync_requi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from warbler.aio import cancel_and_wait
 from warbler.clock import utcnow
 from warbler.store.db import Database
 from warbler.store.models import Event
@@ -56,9 +56,7 @@ class EventPruner:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from warbler.aio import cancel_and_wait, wait_event
 from warbler.clock import utcnow
 from warbler.config import Settings
 from warbler.jobs.queue import JobQueue
@@ -114,16 +115,14 @@ class JobRunner:
         self.notify()
         if self._loop_task is not None:
             # Let a claim in progress finish (cancelling it mid-commit could strand leases).
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._loop_task, timeout=self.stop_grace_seconds)
+            done, _ = await asyncio.wait({self._loop_task}, timeout=self.stop_grace_seconds)
+            if not done:
+                await cancel_and_wait(self._loop_task)
             self._loop_task = None
         running = list(self._running.values())
         if running:
             _, pending = await asyncio.wait(running, timeout=self.stop_grace_seconds)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+            await cancel_and_wait(*pending)
         self._running.clear()
 
     # -- internals ------------------------------------------------------------------------
@@ -141,8 +140,7 @@ class JobRunner:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        await wait_event(self._wake, self.poll_seconds)
 
     async def _claim(self, free: int) -> int:
         # Claim per kind so each gets its own lease length.

@@ -21,6 +21,7 @@ from types import FrameType
 
 import uvicorn
 
+from warbler.aio import wait_event
 from warbler.delivery.hub import Hub
 from warbler.ops.readiness import Readiness
 
@@ -67,8 +68,7 @@ class GracefulServer(uvicorn.Server):
 
     async def _drain(self) -> None:
         log.warning("shutting down: not ready; draining for %g s", self.drain_seconds)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._hurried.wait(), timeout=self.drain_seconds)
+        await wait_event(self._hurried, self.drain_seconds)
         devices = self.hub.device_count
         self.hub.close_all("shutdown")
         deadline = time.monotonic() + CLOSE_WAIT_SECONDS

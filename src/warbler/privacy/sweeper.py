@@ -8,9 +8,9 @@ tenant at a time (``RetentionService.sweep``). ``warbler privacy sweep`` runs on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from warbler.aio import cancel_and_wait
 from warbler.privacy.export import ExportService
 from warbler.privacy.retention import RetentionService
 
@@ -47,9 +47,7 @@ class RetentionSweeper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

@@ -30,18 +30,28 @@ async def search_key(tenant_id: str) -> bytes:
 
 
 async def add(s: AsyncSession, msg: Message) -> None:
-    words = tokens(searchable_text(msg))
-    if not words:
+    await add_many(s, [msg])
+
+
+async def add_many(s: AsyncSession, messages: list[Message]) -> None:
+    """Index several messages with one statement."""
+    rows = []
+    for msg in messages:
+        words = tokens(searchable_text(msg))
+        if words:
+            terms = blind_index.index_terms(words, await search_key(msg.tenant_id))
+            rows.append(
+                {"t": " ".join(terms), "m": msg.id, "c": msg.conversation_id, "tn": msg.tenant_id}
+            )
+    if not rows:
         return
-    joined = " ".join(blind_index.index_terms(words, await search_key(msg.tenant_id)))
-    params = {"t": joined, "m": msg.id, "c": msg.conversation_id, "tn": msg.tenant_id}
     if _sqlite(s):
         await s.execute(
             text(
                 "INSERT INTO message_search (tokens, message_id, conversation_id, tenant_id) "
                 "VALUES (:t, :m, :c, :tn)"
             ),
-            params,
+            rows,
         )
     else:
         await s.execute(
@@ -49,7 +59,7 @@ async def add(s: AsyncSession, msg: Message) -> None:
                 "INSERT INTO message_search (message_id, conversation_id, tenant_id, tokens) "
                 "VALUES (:m, :c, :tn, to_tsvector('simple', :t))"
             ),
-            params,
+            rows,
         )
 
 

@@ -9,12 +9,12 @@ assigning the same ticket twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from warbler.aio import cancel_and_wait
 from warbler.store.models_support import SupportTicket
 
 if TYPE_CHECKING:
@@ -52,9 +52,7 @@ class SupportSweeper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:
