@@ -382,7 +382,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'warbler.db').resolve()}"
+        return f"sqlite+warbler:///{(self.data_dir / 'warbler.db').resolve()}"
 
     @property
     def effective_node_id(self) -> str:

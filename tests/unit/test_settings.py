@@ -27,7 +27,7 @@ def test_defaults_without_env_or_file():
         "FULL",
     )
     assert s.allowed_upload_types == DEFAULT_UPLOAD_TYPES
-    assert s.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert s.effective_database_url.startswith("sqlite+warbler:///")
     assert s.is_sqlite and s.files_dir == s.data_dir / "files"
 
 

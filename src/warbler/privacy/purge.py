@@ -189,10 +189,8 @@ async def compact(db: Database, *, search: bool) -> None:
     # try a few times; what is left is overwritten by later checkpoints.
     for _ in range(CHECKPOINT_TRIES):
         async with db.engine.connect() as conn:
-            driver = await conn.get_raw_connection()
-            raw: Any = driver.driver_connection
-            cursor = await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy = (await cursor.fetchone() or (0,))[0]
+            row = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+            busy = (row or (0,))[0]
         if not busy:
             return
         await asyncio.sleep(0.05)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
 import orjson
 from sqlalchemy import event
+from sqlalchemy.dialects import registry
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +29,11 @@ _IN_WRITE: ContextVar[bool] = ContextVar("warbler_in_write", default=False)
 _IMMEDIATE: ContextVar[bool] = ContextVar("warbler_sqlite_immediate", default=False)
 
 
+# The embedded SQLite driver (statements inline, blocking calls on a thread: sqlite_driver.py).
+registry.register("sqlite.warbler", "warbler.store.sqlite_driver", "SQLiteDialect_warbler")
+_SQLITE_URL = re.compile(r"^sqlite(\+aiosqlite|\+pysqlite)?://")
+
+
 class Database:
     """Owns the engine. ``write()`` is a transaction; on SQLite writers queue in-process.
 
@@ -35,7 +42,8 @@ class Database:
     """
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", echo: bool = False) -> None:
-        self.url = url
+        # Every SQLite URL runs on Warbler's driver: one tested path (sqlite_driver.py).
+        self.url = url = _SQLITE_URL.sub("sqlite+warbler://", url)
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {
             "echo": echo,
@@ -127,8 +135,8 @@ async def _run_before_commit(session: AsyncSession) -> None:
 def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # aiosqlite's default isolation makes pysqlite begin lazily; we want BEGIN IMMEDIATE
-        # semantics handled by our own write lock, so autocommit off with explicit BEGIN.
+        # sqlite3's default isolation begins lazily; we want BEGIN IMMEDIATE semantics
+        # handled by our own write lock, so autocommit off with explicit BEGIN.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
