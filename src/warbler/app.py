@@ -42,6 +42,7 @@ from warbler.api import webhooks as webhooks_api
 from warbler.api.limits import BodyLimit
 from warbler.api.nul_guard import RejectNul
 from warbler.api.security import install_security
+from warbler.api.send_shortcut import SendShortcut
 from warbler.config import Settings, load_settings
 from warbler.services import build_services
 from warbler.store.migrate import schema_state, upgrade
@@ -119,8 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     health.install(app)  # /health and /ready, outside the API prefix
     app.include_router(openai_compat.router)  # /v1: the OpenAI-compatible API
     app.include_router(web.router)  # /widget.js, /widget/frame, /console: warbler/web/
-    # Innermost: WebSocket handshakes for the gateway skip the router (api/gateway.py).
+    # Innermost: WebSocket handshakes for the gateway and plain sends skip the router
+    # (api/gateway.py, api/send_shortcut.py).
     app.add_middleware(gateway.WebSocketShortcut, path=f"{API_PREFIX}/ws")
+    app.add_middleware(SendShortcut, prefix=API_PREFIX)
     app.add_middleware(
         BodyLimit,
         default=settings.max_request_bytes,

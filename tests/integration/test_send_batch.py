@@ -157,3 +157,30 @@ async def test_the_send_answer_is_byte_for_byte_the_message_as_read_back(client,
         )
         assert sent.content == got.content
         assert sent.headers["content-type"] == got.headers["content-type"]
+
+
+async def test_a_sender_that_stops_waiting_still_has_its_message_stored(
+    client, services, make_tenant
+):
+    t = await make_tenant()
+    ann, bob = await t.user("ann"), await t.user("bob")
+    conv = await group_of(client, ann, bob)
+    p = await _principal(services, ann)
+    # One send holds the batch's transaction; the next two wait for the next batch.
+    first = asyncio.create_task(services.messages.send(p, conv, Draft(text="first")))
+    await asyncio.sleep(0)
+    gone = asyncio.create_task(
+        services.messages.send(p, conv, Draft(text="gone", client_msg_id="g"))
+    )
+    kept = asyncio.create_task(services.messages.send(p, conv, Draft(text="kept")))
+    await asyncio.sleep(0)
+    gone.cancel()  # the client went away while its send was queued
+    await first
+    kept_message, _ = await kept
+    assert gone.cancelled()
+    history = await client.get(f"/conversations/{conv}/messages", headers=ann.headers)
+    texts = [m["text"] for m in history.json()["messages"]]
+    assert texts[-3:] == ["first", "gone", "kept"]
+    # Its retry finds it: the same message, not a second one.
+    again, created = await services.messages.send(p, conv, Draft(text="gone", client_msg_id="g"))
+    assert created is False and again["seq"] == kept_message["seq"] - 1

@@ -54,14 +54,19 @@ def status_of(exc: errors.WarblerError) -> int:
     return 400
 
 
+def domain_error_response(exc: errors.WarblerError) -> JSONResponse:
+    """A domain error's answer (also written by the send shortcut, api/send_shortcut.py)."""
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after_seconds" in exc.details:
+        headers = {"Retry-After": str(max(1, round(exc.details["retry_after_seconds"])))}
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.WarblerError)
     async def _domain(_: Request, exc: errors.WarblerError) -> JSONResponse:
-        status = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if status == 429 and "retry_after_seconds" in exc.details:
-            headers = {"Retry-After": str(max(1, round(exc.details["retry_after_seconds"])))}
-        return error_response(status, exc.code, exc.message, exc.details, headers)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,20 +15,35 @@ class Request(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        """No string anywhere in a body may hold U+0000 (see ``api/nul_guard.py``)."""
-        if _holds_nul(data):
+        """No string anywhere in a body may hold U+0000 (see ``api/nul_guard.py``) or a lone
+        surrogate (JSON's ``"\\ud800"``: not a character, it cannot be stored as UTF-8)."""
+        bad = _first_bad(data)
+        if bad == "\x00":
             raise ValueError("text may not contain the NUL character (U+0000)")
+        if bad is not None:
+            raise ValueError("text may not contain a lone surrogate (U+D800 to U+DFFF)")
         return data
 
 
-def _holds_nul(value: Any) -> bool:
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _first_bad(value: Any) -> str | None:
     if isinstance(value, str):
-        return "\x00" in value
+        found = _BAD_CHARS.search(value)
+        return found.group() if found else None
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        for k, v in value.items():
+            bad = _first_bad(k) or _first_bad(v)
+            if bad is not None:
+                return bad
+        return None
     if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
+        for v in value:
+            bad = _first_bad(v)
+            if bad is not None:
+                return bad
+    return None
 
 
 class ErrorBody(BaseModel):

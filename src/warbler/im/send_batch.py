@@ -65,9 +65,10 @@ class SendBatcher:
         self._pending.append(PendingSend(principal, conversation_id, draft, future))
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
-        # The batch is stored whether or not this caller is still waiting (a client that
+        # The batch is stored whether or not this caller is still waiting: cancelling the
+        # wait cancels only the future (``_settle`` skips it), not the send (a client that
         # went away gets its message on a retry with the same client_msg_id).
-        return await asyncio.shield(future)
+        return await future
 
     async def _drain(self) -> None:
         try:

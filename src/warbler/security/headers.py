@@ -19,7 +19,6 @@ downloads) and WebSockets pass untouched. Defaults (docs/security.md):
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warbler.security.csrf import SESSION_COOKIE
@@ -43,26 +42,47 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._add(MutableHeaders(scope=message), authenticated=authenticated, https=https)
+                message["headers"] = self._add(
+                    list(message.get("headers", ())), authenticated=authenticated, https=https
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _add(self, headers: MutableHeaders, *, authenticated: bool, https: bool) -> None:
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-        csp = headers.get("content-security-policy")
+    def _add(
+        self, raw: list[tuple[bytes, bytes]], *, authenticated: bool, https: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """``raw`` with the missing headers appended (lower-case names, as MutableHeaders
+        writes them; on every response, so one pass over the list, not one per header)."""
+        present: dict[bytes, bytes] = {}
+        for name, value in raw:
+            present.setdefault(name.lower(), value)
+
+        def default(name: bytes, value: bytes) -> None:
+            if name not in present:
+                present[name] = value
+                raw.append((name, value))
+
+        default(b"x-content-type-options", b"nosniff")
+        default(b"referrer-policy", b"no-referrer")
+        default(b"permissions-policy", _PERMISSIONS)
+        csp = present.get(b"content-security-policy")
         if csp is None:
-            html = headers.get("content-type", "").startswith("text/html")
-            headers["Content-Security-Policy"] = CSP_PAGE if html else CSP_DATA
-            headers.setdefault("X-Frame-Options", "DENY")
-        elif "frame-ancestors" not in csp:
-            headers.setdefault("X-Frame-Options", "DENY")
+            html = present.get(b"content-type", b"").startswith(b"text/html")
+            raw.append((b"content-security-policy", _CSP_PAGE if html else _CSP_DATA))
+            default(b"x-frame-options", b"DENY")
+        elif b"frame-ancestors" not in csp:
+            default(b"x-frame-options", b"DENY")
         if authenticated:
-            headers.setdefault("Cache-Control", "no-store")
+            default(b"cache-control", b"no-store")
         if https and self.hsts is not None:
-            headers.setdefault("Strict-Transport-Security", self.hsts)
+            default(b"strict-transport-security", self.hsts.encode())
+        return raw
+
+
+_PERMISSIONS = PERMISSIONS_POLICY.encode()
+_CSP_DATA = CSP_DATA.encode()
+_CSP_PAGE = CSP_PAGE.encode()
 
 
 def _authenticated(scope: Scope) -> bool:

@@ -13,6 +13,7 @@ that this setting is the only one.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -29,8 +30,11 @@ class TrustedProxies:
         self.networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(e, strict=False) for e in entries
         )
+        # Every request asks about its peer: parsing the address costs more than the rest of
+        # this middleware, and the same few addresses come again and again.
+        self.trusts = functools.lru_cache(maxsize=4096)(self._trusts)
 
-    def trusts(self, address: str | None) -> bool:
+    def _trusts(self, address: str | None) -> bool:
         ip = _parse(address)
         return ip is not None and any(ip in net for net in self.networks)
 
