@@ -6,12 +6,13 @@ parameters: building a statement and its cache key costs more than running it he
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Select, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -80,14 +81,25 @@ _MEMBERS = (
     )
 )
 
-_BY_CLIENT_IDS = (
-    select(Message, StoredFile)
-    .outerjoin(StoredFile, StoredFile.id == Message.file_id)
-    .where(
-        Message.conversation_id.in_(bindparam("convs", expanding=True)),
-        Message.client_msg_id.in_(bindparam("ids", expanding=True)),
+
+@functools.cache
+def _by_client_ids(n: int) -> Select[tuple[Message, StoredFile]]:
+    """The stored messages for ``n`` (conversation, sender, client_msg_id) keys: one OR term
+    per key, each a lookup in the unique index (SQLite scans the table for a row-value
+    ``IN``, and three ``IN`` lists would probe every combination). Built once per ``n``."""
+    terms = [
+        and_(
+            Message.conversation_id == bindparam(f"c{i}"),
+            Message.sender_id == bindparam(f"s{i}"),
+            Message.client_msg_id == bindparam(f"m{i}"),
+        )
+        for i in range(n)
+    ]
+    return (
+        select(Message, StoredFile)
+        .outerjoin(StoredFile, StoredFile.id == Message.file_id)
+        .where(or_(*terms))
     )
-)
 
 
 async def append(
@@ -188,11 +200,19 @@ async def by_client_ids(
     s: AsyncSession, batch: list[PendingSend]
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The already stored messages a batch's ``client_msg_id``s name (idempotent retries)."""
-    ids = list({i.draft.client_msg_id for i in batch if i.draft.client_msg_id})
-    if not ids:
+    keys = list(
+        {
+            (i.conversation_id, i.sender_id, i.draft.client_msg_id)
+            for i in batch
+            if i.draft.client_msg_id
+        }
+    )
+    if not keys:
         return {}
-    params = {"convs": list({i.conversation_id for i in batch}), "ids": ids}
-    rows = (await s.execute(_BY_CLIENT_IDS, params)).all()
+    params: dict[str, str] = {}
+    for i, (conv, sender, client_id) in enumerate(keys):
+        params[f"c{i}"], params[f"s{i}"], params[f"m{i}"] = conv, sender, client_id
+    rows = (await s.execute(_by_client_ids(len(keys)), params)).all()
     return {
         (m.conversation_id, m.sender_id or "", m.client_msg_id or ""): message_view(m, f)
         for m, f in rows
