@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from warbler import __version__
 from warbler.api import (
@@ -44,6 +45,9 @@ from warbler.api.nul_guard import RejectNul
 from warbler.api.security import install_security
 from warbler.api.send_shortcut import SendShortcut
 from warbler.config import Settings, load_settings
+from warbler.security.audit import request_context
+from warbler.security.csrf import with_cookie_token
+from warbler.security.proxy import RequestContext
 from warbler.services import build_services
 from warbler.store.migrate import schema_state, upgrade
 
@@ -78,6 +82,28 @@ ROUTERS = [
 ]
 
 log = logging.getLogger("warbler")
+GATEWAY_PATH = f"{API_PREFIX}/ws"
+
+
+class WarblerApp(FastAPI):
+    """The app, with one shortcut ahead of the middlewares: a WebSocket handshake for the
+    gateway goes straight to it, with what the middlewares would have done for it done here
+    (client address and audit context, a same-origin cookie session's token). An idle
+    connection then holds two coroutine frames instead of fifteen: ~5 KB a socket at 10k
+    (BENCHMARKS.md). HTTP requests, other paths and lifespan run the full stack."""
+
+    gateway_context: RequestContext
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope["path"] != GATEWAY_PATH or self.root_path:
+            return await super().__call__(scope, receive, send)
+        scope["app"] = self
+        token = request_context.set(self.gateway_context.resolve(scope))
+        try:
+            await gateway.serve(with_cookie_token(scope), receive, send)
+        finally:
+            request_context.reset(token)
+        return None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -103,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.stop_background()
             await services.close()
 
-    app = FastAPI(
+    app = WarblerApp(
         title="Warbler",
         version=__version__,
         summary="Self-hosted intelligent chat server: messaging and AI bots in one API.",
@@ -113,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.gateway_context = RequestContext(app, trusted_proxies=settings.trusted_proxies)
     api_errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
@@ -120,9 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     health.install(app)  # /health and /ready, outside the API prefix
     app.include_router(openai_compat.router)  # /v1: the OpenAI-compatible API
     app.include_router(web.router)  # /widget.js, /widget/frame, /console: warbler/web/
-    # Innermost: WebSocket handshakes for the gateway and plain sends skip the router
-    # (api/gateway.py, api/send_shortcut.py).
-    app.add_middleware(gateway.WebSocketShortcut, path=f"{API_PREFIX}/ws")
+    # Innermost: plain sends skip the router (api/send_shortcut.py).
     app.add_middleware(SendShortcut, prefix=API_PREFIX)
     app.add_middleware(
         BodyLimit,

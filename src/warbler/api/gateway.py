@@ -5,8 +5,8 @@ Client frames: ping, typing, read.
 
 It is a plain ASGI app: an idle connection is one task (the server's, reading the client)
 and its ``DeviceSession``, with no framework objects, so that 10k sockets stay small. The app
-factory mounts ``WebSocketShortcut``, which hands the gateway its handshakes ahead of the
-router (inside the security middlewares); the route below declares it with the others.
+(``WarblerApp`` in app.py) hands the gateway its handshakes ahead of every middleware; the
+route below declares it with the others.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.datastructures import QueryParams
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from warbler.delivery.session import DeviceSession, encode
@@ -42,25 +42,9 @@ CLOSE_WAIT_SECONDS = 2.0  # a slow consumer's socket may be full: do not wait on
 
 @router.websocket("/ws")
 async def gateway(websocket: WebSocket) -> None:
-    """Reached through the router only where ``WebSocketShortcut`` is not mounted."""
+    """Reached through the router only for a path ``WarblerApp`` does not take (behind a
+    ``root_path``, or with a trailing slash)."""
     await serve(websocket.scope, websocket.receive, websocket.send)
-
-
-class WebSocketShortcut:
-    """Sends WebSocket handshakes for ``path`` straight to the gateway. Added first, so it runs
-    inside the other middlewares (client address, cookie sessions for same-origin sockets)
-    but skips FastAPI's exception middleware, routing and dependency layers, about 11 KB a
-    socket. Any other path (``/api/v1/ws/``, or one behind a ``root_path``) is routed as usual."""
-
-    def __init__(self, app: ASGIApp, *, path: str) -> None:
-        self.app = app
-        self.path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == self.path:
-            await serve(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 class _Socket:

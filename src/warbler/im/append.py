@@ -83,7 +83,7 @@ _MEMBERS = (
 
 
 @functools.cache
-def _by_client_ids(n: int) -> Select[tuple[Message, StoredFile]]:
+def _by_client_ids(n: int) -> Select[Message, StoredFile]:
     """The stored messages for ``n`` (conversation, sender, client_msg_id) keys: one OR term
     per key, each a lookup in the unique index (SQLite scans the table for a row-value
     ``IN``, and three ``IN`` lists would probe every combination). Built once per ``n``."""

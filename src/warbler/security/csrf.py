@@ -95,11 +95,13 @@ class CookieWebSocketAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            scope = _with_cookie_token(scope)
+            scope = with_cookie_token(scope)
         await self.app(scope, receive, send)
 
 
-def _with_cookie_token(scope: Scope) -> Scope:
+def with_cookie_token(scope: Scope) -> Scope:
+    """A WebSocket handshake's scope, with the session cookie's token as its credentials
+    where the rules above allow."""
     headers: list[tuple[bytes, bytes]] = list(scope["headers"])
     names = {k for k, _ in headers}
     if b"authorization" in names or b"access_token=" in scope.get("query_string", b""):

@@ -84,6 +84,15 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        token = request_context.set(self.resolve(scope))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_context.reset(token)
+
+    def resolve(self, scope: Scope) -> RequestInfo:
+        """The request's client address and scheme, written into ``scope``; its audit info.
+        (Also called by the gateway's entry, app.py, which skips the middlewares.)"""
         headers = {k: v for k, v in scope["headers"] if k in _WANTED}
         client = scope.get("client")
         peer = client[0] if client else None
@@ -99,13 +108,7 @@ class RequestContext:
                 else:
                     scope["scheme"] = proto
         agent = _text(headers.get(b"user-agent"))
-        token = request_context.set(
-            RequestInfo(ip=ip, user_agent=agent[:MAX_USER_AGENT] if agent else None)
-        )
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            request_context.reset(token)
+        return RequestInfo(ip=ip, user_agent=agent[:MAX_USER_AGENT] if agent else None)
 
 
 _WANTED = (b"x-forwarded-for", b"x-forwarded-proto", b"user-agent")

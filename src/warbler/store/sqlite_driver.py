@@ -116,7 +116,7 @@ class InlineConnection(AdaptedConnection):
     def __init__(self, dbapi: Any, raw: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
         self.dbapi = dbapi
         self.raw = raw
-        self._connection = raw  # AdaptedConnection.driver_connection
+        self._connection = raw  # type: ignore[assignment]  # AdaptedConnection.driver_connection
         self._thread = thread
         self._immediate = False  # inside BEGIN IMMEDIATE: holds the write lock
         self._wrote = False  # the open transaction has written (its end may sync)
@@ -163,7 +163,7 @@ class InlineConnection(AdaptedConnection):
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self.raw.isolation_level = value
+        self.raw.isolation_level = value  # type: ignore[assignment]
 
     def create_function(self, *args: Any, **kw: Any) -> None:
         self.raw.create_function(*args, **kw)
@@ -220,7 +220,7 @@ class SQLiteDialect_warbler(SQLiteDialect_aiosqlite):
         self.has_terminate = True
 
     @classmethod
-    def import_dbapi(cls) -> InlineDBAPI:  # type: ignore[override]
+    def import_dbapi(cls) -> InlineDBAPI:
         return InlineDBAPI()
 
     def retrieve_dbapi_version(self, dbapi: Any) -> util.VersionInfo:
@@ -230,8 +230,8 @@ class SQLiteDialect_warbler(SQLiteDialect_aiosqlite):
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
         return pool.AsyncAdaptedQueuePool if cls._is_url_file_db(url) else pool.StaticPool
 
-    def get_driver_connection(self, connection: Any) -> sqlite3.Connection:
-        return connection.raw  # type: ignore[no-any-return]
+    def get_driver_connection(self, connection: Any) -> Any:
+        return connection.raw
 
     def do_terminate(self, dbapi_connection: Any) -> None:
         dbapi_connection.terminate()
