@@ -111,7 +111,7 @@ class InlineConnection(AdaptedConnection):
     """The pool's connection: a sqlite3 connection and the one thread that makes its
     blocking calls."""
 
-    __slots__ = ("_immediate", "_thread", "_wrote", "dbapi", "raw")
+    __slots__ = ("_closed", "_immediate", "_thread", "_wrote", "dbapi", "raw")
 
     def __init__(self, dbapi: Any, raw: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
         self.dbapi = dbapi
@@ -120,6 +120,7 @@ class InlineConnection(AdaptedConnection):
         self._thread = thread
         self._immediate = False  # inside BEGIN IMMEDIATE: holds the write lock
         self._wrote = False  # the open transaction has written (its end may sync)
+        self._closed = False
 
     def run(self, fn: Any, sql: str, *args: Any) -> Any:
         """``fn(sql, *args)`` here, or on the thread when it may block (see the module)."""
@@ -127,8 +128,11 @@ class InlineConnection(AdaptedConnection):
             return self.inline(fn, sql, *args)
         head = sql.lstrip()[:16].upper()
         if head.startswith("BEGIN IMMEDIATE"):
+            # Marked before: a rollback after a cancelled wait must queue on the thread
+            # behind it, never run here while it still waits for the lock.
+            self._wrote = True
             result = self.offload(fn, sql, *args)
-            self._immediate = self._wrote = True
+            self._immediate = True
             return result
         if head == "BEGIN" or head.startswith("BEGIN "):
             return self.inline(fn, sql, *args)  # a deferred BEGIN takes no lock
@@ -176,13 +180,18 @@ class InlineConnection(AdaptedConnection):
 
     def _end(self, fn: Any) -> None:
         wrote, self._immediate, self._wrote = self._wrote, False, False
-        if wrote and in_greenlet():
+        if not wrote:
+            fn()  # a read transaction's end: nothing to sync
+        elif in_greenlet():
             self.offload(fn)
-        else:
-            fn()
+        else:  # the pool's clean-up of a dropped connection: in order, without waiting
+            self._thread.submit(fn)
 
     def close(self) -> None:
         # On the thread, behind any call still running there (one a cancelled task left).
+        if self._closed:
+            return
+        self._closed = True
         if in_greenlet():
             self.offload(self.raw.close)
         else:
@@ -190,6 +199,9 @@ class InlineConnection(AdaptedConnection):
         self._thread.shutdown(wait=False)
 
     def terminate(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._thread.submit(self.raw.close)
         self._thread.shutdown(wait=False)
 
