@@ -34,7 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/idle_connections.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/reconnect_storm.py
-	$(BIN)/python bench/kb_retrieval.py
+	$(BIN)/python bench/kb_retrieval.py --chunks 10000
+	$(BIN)/python bench/kb_retrieval.py --chunks 100000
 	$(BIN)/python bench/kb_ingest.py
 	$(BIN)/python bench/ai_overhead.py
 
