@@ -952,3 +952,21 @@ async def warbler_server(
             exit_code = server.proc.poll() if server.proc is not None else None
             print(f"server (exit code {exit_code}) log:\n{server.log_tail()}", file=sys.stderr)
             raise
+
+
+STALL_SECONDS = 10.0  # a phase ends early when no frame arrived for this long
+
+
+async def wait_phase(done: asyncio.Event, phase: dict[str, Any]) -> None:
+    """Wait until ``done``, or until no frame arrived (``phase["got"]`` did not move) for
+    STALL_SECONDS (three times that for the first stretch)."""
+    first = True
+    while not done.is_set():
+        before = phase["got"]
+        try:
+            async with asyncio.timeout(STALL_SECONDS * (3 if first else 1)):
+                await done.wait()
+        except TimeoutError:
+            if phase["got"] == before:
+                return
+        first = False

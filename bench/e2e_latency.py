@@ -60,6 +60,7 @@ from common import (
     seed,
     split,
     tenant_cursor,
+    wait_phase,
     warbler_server,
     write_result,
     ws_connect,
@@ -68,7 +69,6 @@ from reference_server import ReferenceServer, reference_message
 from rich.console import Console
 from rich.table import Table
 
-STALL_SECONDS = 10.0  # a phase ends early when no frame arrived for this long
 BATCH_BYTES = 32 * 1024  # a batched receiver's socket is read once this much is buffered
 WARMUP = 5  # unmeasured messages before the timed phase
 KEY = b'"client_msg_id":"'  # how both servers' frames (orjson) carry the message's key
@@ -156,7 +156,7 @@ async def _receive(pipe: Any, share: dict[str, Any]) -> None:
         return client
 
     async def run_phase() -> None:
-        await _wait_phase(done, phase)
+        await wait_phase(done, phase)
         codes = Counter(c.closed.result() for c in clients if c.closed.done())
         arrivals = {k.decode(): v for k, v in phase["arrivals"].items()}
         pipe.send({"arrivals": arrivals, "got": phase["got"], "closed": dict(codes)})
@@ -188,19 +188,6 @@ async def _receive(pipe: Any, share: dict[str, Any]) -> None:
             running.cancel()
         for client in clients:
             client.close()
-
-
-async def _wait_phase(done: asyncio.Event, phase: dict[str, Any]) -> None:
-    first = True
-    while not done.is_set():
-        before = phase["got"]
-        try:
-            async with asyncio.timeout(STALL_SECONDS * (3 if first else 1)):
-                await done.wait()
-        except TimeoutError:
-            if phase["got"] == before:
-                return
-        first = False
 
 
 # -- the sender ---------------------------------------------------------------------------------

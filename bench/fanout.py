@@ -43,14 +43,12 @@ from common import (
     seed,
     split,
     tenant_cursor,
+    wait_phase,
     write_result,
 )
 from reference_server import ReferenceServer
 from rich.console import Console
 from rich.table import Table
-
-STALL_SECONDS = 10.0  # a phase ends early when no frame arrived for this long
-
 
 # -- loader processes -------------------------------------------------------------------------
 
@@ -101,25 +99,12 @@ async def _receive(pipe: Any, share: dict[str, Any]) -> None:
                 phase["expected"] = command["messages"] * len(clients)
                 done.clear()
                 pipe.send("armed")
-                await _wait_phase(done, phase)
+                await wait_phase(done, phase)
                 codes = Counter(c.closed.result() for c in clients if c.closed.done())
                 pipe.send({"stats": phase["stats"], "got": phase["got"], "closed": dict(codes)})
     finally:
         for client in clients:
             client.close()
-
-
-async def _wait_phase(done: asyncio.Event, phase: dict[str, Any]) -> None:
-    first = True
-    while not done.is_set():
-        before = phase["got"]
-        try:
-            async with asyncio.timeout(STALL_SECONDS * (3 if first else 1)):
-                await done.wait()
-        except TimeoutError:
-            if phase["got"] == before:
-                return
-        first = False
 
 
 # -- the sender ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from starlette.datastructures import QueryParams
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from warbler.api.asgi import header
 from warbler.delivery.session import DeviceSession, encode
 from warbler.delivery.stream import catch_up, close_stream, open_stream
 from warbler.errors import InvalidRequest, NotFound, Unauthenticated, WarblerError
@@ -117,23 +118,14 @@ async def _authenticate(svc: Services, scope: Scope) -> tuple[Principal, int | N
     """The connection's user and cursor, from the query string and headers."""
     query = QueryParams(scope["query_string"])
     secret = query.get("access_token")
-    header = _header(scope, b"authorization") or ""
-    if header.lower().startswith("bearer "):
-        secret = header[7:].strip()
+    authorization = header(scope, b"authorization") or ""
+    if authorization.lower().startswith("bearer "):
+        secret = authorization[7:].strip()
     if not secret:
         raise Unauthenticated("send 'Authorization: Bearer …' or ?access_token=…")
-    principal = await svc.auth.authenticate(secret, _header(scope, b"x-warbler-user"))
+    principal = await svc.auth.authenticate(secret, header(scope, b"x-warbler-user"))
     principal.require_user()
     return principal, _cursor(query.get("cursor"))
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """The first header called ``name`` (lower case), as Starlette's ``Headers.get`` reads it,
-    without its copy of the header list (kept in the scope for the connection's life)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _cursor(raw: str | None) -> int | None:

@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from warbler.api.asgi import header
 from warbler.api.errors import domain_error_response
 from warbler.api.schemas import MessageIn
 from warbler.errors import WarblerError
@@ -50,7 +51,7 @@ class SendShortcut:
         if draft is None:  # the route writes the schema's error
             return await self.app(scope, _replay(body, receive), send)
         svc: Services = scope["app"].state.services
-        act_as = _header(scope, b"x-warbler-user")
+        act_as = header(scope, b"x-warbler-user")
         try:
             principal = await svc.auth.authenticate(token, act_as)
             message, created = await svc.messages.send(principal, match.group(1), draft)
@@ -100,23 +101,16 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _bearer_token(scope: Scope) -> str | None:
     """The token of ``Authorization: Bearer <token>``, in exactly that shape (anything else
     is the route's to judge)."""
-    header = _header(scope, b"authorization")
-    if header is None or header[:7].lower() != "bearer ":
+    authorization = header(scope, b"authorization")
+    if authorization is None or authorization[:7].lower() != "bearer ":
         return None
-    token = header[7:]
+    token = authorization[7:]
     return token if token and " " not in token else None
 
 
 def _is_json(scope: Scope) -> bool:
-    content_type = _header(scope, b"content-type")
+    content_type = header(scope, b"content-type")
     return content_type is not None and content_type.lower().encode() in _JSON_TYPES
